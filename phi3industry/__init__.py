@@ -1,0 +1,87 @@
+"""phi3industry: make Phi-3 an expert in your company's field.
+
+RAG over a Chroma index (:class:`Retriever`), LoRA / QLoRA / DoRA fine-tuning (:class:`Tuner`),
+and both together behind a LangChain retrieval chain that cites its sources (:class:`Pipeline`).
+
+Heavy libraries (torch, transformers, chromadb) are imported lazily, on first use of the
+names that need them, so ``import phi3industry`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from phi3industry.errors import (
+    ConfigError,
+    DataFormatError,
+    DependencyMissingError,
+    DocumentError,
+    EmbedderMismatchError,
+    GenerationError,
+    IndexLockedError,
+    ModelNotFoundError,
+    Phi3IndustryError,
+    QueryError,
+    TargetModulesError,
+)
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it; resolved on first attribute access.
+_LAZY: dict[str, str] = {
+    "Answer": "phi3industry.pipeline",
+    "Hit": "phi3industry.retriever",
+    "Pipeline": "phi3industry.pipeline",
+    "PipelineConfig": "phi3industry.config",
+    "Retriever": "phi3industry.retriever",
+    "RetrieverConfig": "phi3industry.config",
+    "SyncReport": "phi3industry.retriever",
+    "TrainResult": "phi3industry.tuner",
+    "Tuner": "phi3industry.tuner",
+    "TunerConfig": "phi3industry.config",
+}
+
+if TYPE_CHECKING:
+    from phi3industry.config import RetrieverConfig, TunerConfig
+    from phi3industry.retriever import Hit, Retriever, SyncReport
+    from phi3industry.tuner import TrainResult, Tuner
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'phi3industry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "Answer",
+    "ConfigError",
+    "DataFormatError",
+    "DependencyMissingError",
+    "DocumentError",
+    "EmbedderMismatchError",
+    "GenerationError",
+    "Hit",
+    "IndexLockedError",
+    "ModelNotFoundError",
+    "Phi3IndustryError",
+    "Pipeline",
+    "PipelineConfig",
+    "QueryError",
+    "Retriever",
+    "RetrieverConfig",
+    "SyncReport",
+    "TargetModulesError",
+    "TrainResult",
+    "Tuner",
+    "TunerConfig",
+    "__version__",
+]

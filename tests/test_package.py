@@ -1,0 +1,110 @@
+"""The package itself: import time, version, entry points, configs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import phi3industry
+from phi3industry.config import RetrieverConfig, TunerConfig
+from phi3industry.errors import ConfigError
+
+
+def test_import_is_fast_and_lazy() -> None:
+    code = (
+        "import sys, time; t = time.perf_counter(); import phi3industry; "
+        "dt = time.perf_counter() - t; "
+        "heavy = [m for m in ('torch', 'transformers', 'chromadb', 'langchain_core') "
+        "if m in sys.modules]; print(dt, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds, heavy = out.stdout.split(" ", 1)
+    assert float(seconds) < 1.0
+    assert heavy.strip() == "[]"
+
+
+def test_version_from_cli_and_module() -> None:
+    for cmd in (["phi3industry", "--version"], [sys.executable, "-m", "phi3industry", "--version"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == f"phi3industry {phi3industry.__version__}"
+
+
+def test_public_surface_is_sorted_and_resolves() -> None:
+    assert phi3industry.__all__ == sorted(phi3industry.__all__)
+    assert phi3industry.RetrieverConfig is RetrieverConfig
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = phi3industry.Nope  # type: ignore[attr-defined]
+
+
+def test_config_roundtrip_yaml(tmp_path: Path) -> None:
+    cfg = RetrieverConfig(path="idx", chunk_size=128, chunk_overlap=16, hybrid=True)
+    cfg.to_yaml(tmp_path / "r.yaml")
+    assert RetrieverConfig.from_yaml(tmp_path / "r.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({}, "exactly one of 'path'"),
+        ({"path": "a", "host": "h"}, "exactly one of 'path'"),
+        ({"path": "a", "chunk_size": 0}, "chunk_size must be a positive"),
+        ({"path": "a", "chunk_size": 64, "chunk_overlap": 64}, "chunk_overlap must be"),
+        ({"path": "a", "chunk_overlap": -1}, "chunk_overlap must be"),
+        ({"path": "a", "k": 0}, "k must be a positive"),
+        ({"path": "a", "fetch_k": 0}, "fetch_k must be"),
+        ({"path": "a", "mmr_lambda": 1.5}, "mmr_lambda must be"),
+        ({"path": "a", "embedding_backend": "tf"}, "embedding_backend must be"),
+        ({"path": "a", "max_file_bytes": 0}, "max_file_bytes must be"),
+        ({"path": "a", "batch_size": 0}, "batch_size must be"),
+        ({"host": "h", "port": 70000}, "port must be"),
+        ({"path": "a", "collection": ""}, "collection must be"),
+    ],
+)
+def test_retriever_config_rejects(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        RetrieverConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="Did you mean 'chunk_size'"):
+        RetrieverConfig.from_dict({"path": "x", "chunk_sise": 3})
+    (tmp_path / "bad.yaml").write_text("path: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        RetrieverConfig.from_yaml(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="Config file not found"):
+        RetrieverConfig.from_yaml(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expects a mapping"):
+        RetrieverConfig.from_yaml(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "full"}, "method must be one of"),
+        ({"precision": "int4"}, "precision must be one of"),
+        ({"lora_r": 0}, "lora_r must be"),
+        ({"lora_alpha": 0}, "lora_alpha must be"),
+        ({"lora_dropout": 1.0}, "lora_dropout must be"),
+        ({"learning_rate": 0}, "learning_rate must be"),
+        ({"batch_size": 0}, "batch_size and gradient_accumulation_steps"),
+        ({"max_length": 4}, "max_length must be"),
+        ({"max_steps": -1, "num_epochs": 0}, "Set max_steps"),
+        ({"eval_fraction": 1.0}, "eval_fraction must be"),
+        ({"bnb_4bit_quant_type": "int4"}, "bnb_4bit_quant_type"),
+        ({"load_in_8bit": True}, "load_in_8bit quantizes"),
+        ({"save_steps": 0}, "save_steps and logging_steps"),
+        ({"target_modules": []}, "target_modules must be"),
+    ],
+)
+def test_tuner_config_rejects(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        TunerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_tuner_config_target_modules_from_string() -> None:
+    assert TunerConfig(target_modules="qkv_proj, o_proj").target_modules == ["qkv_proj", "o_proj"]
+    assert TunerConfig(target_modules="all-linear").target_modules == "all-linear"
