@@ -1,0 +1,159 @@
+"""Chroma plumbing: clients, our embedding function, and collections that know their embedder."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from phi3industry.errors import ConfigError, EmbedderMismatchError
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+    from phi3industry.config import RetrieverConfig
+    from phi3industry.embeddings import Embedder
+
+EMBEDDER_KEY = "phi3industry:embedder"
+DIMENSION_KEY = "phi3industry:dimension"
+CHUNKING_KEY = "phi3industry:chunking"
+
+
+def _settings() -> Any:
+    from chromadb.config import Settings
+
+    # Every client on one path in one process must use identical Settings: build them here only.
+    return Settings(anonymized_telemetry=False, allow_reset=False)
+
+
+def make_client(config: RetrieverConfig) -> ClientAPI:
+    """Return an embedded ``PersistentClient`` (``config.path``) or an ``HttpClient`` (``config.host``).
+
+    Raises:
+        ConfigError: If the Chroma server cannot be reached.
+    """
+    import chromadb
+
+    if config.path is not None:
+        from pathlib import Path
+
+        return chromadb.PersistentClient(
+            path=str(Path(config.path) / "chroma"), settings=_settings()
+        )
+    try:
+        return chromadb.HttpClient(host=config.host, port=config.port, settings=_settings())
+    except Exception as exc:  # chromadb raises plain ValueError/ConnectionError variants
+        raise ConfigError(
+            f"Cannot reach the Chroma server at {config.host}:{config.port}: {exc}. "
+            "Start it with `chroma run --path DIR --port PORT`, or use path=... for an "
+            "embedded index."
+        ) from exc
+
+
+@lru_cache(maxsize=1)
+def _embedding_function_class() -> type:
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    @register_embedding_function
+    class Phi3IndustryEmbeddingFunction(EmbeddingFunction[Documents]):
+        """Chroma embedding function backed by a phi3industry :class:`Embedder`."""
+
+        def __init__(self, embedding: str, backend: str = "torch") -> None:
+            self.embedding = embedding
+            self.backend = backend
+
+        @property
+        def embedder(self) -> Embedder:
+            from phi3industry.embeddings import load_embedder
+
+            return load_embedder(self.embedding, backend=self.backend)
+
+        def __call__(self, input: Documents) -> Embeddings:
+            return list(self.embedder.embed_documents(list(input)))
+
+        @staticmethod
+        def name() -> str:
+            return "phi3industry"
+
+        def default_space(self) -> Any:
+            return "cosine"
+
+        def supported_spaces(self) -> list[Any]:
+            return ["cosine"]
+
+        def get_config(self) -> dict[str, Any]:
+            return {"embedding": self.embedding, "backend": self.backend}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> Phi3IndustryEmbeddingFunction:
+            return Phi3IndustryEmbeddingFunction(
+                config["embedding"], config.get("backend", "torch")
+            )
+
+        def validate_config_update(
+            self, old_config: dict[str, Any], new_config: dict[str, Any]
+        ) -> None:
+            return
+
+    return Phi3IndustryEmbeddingFunction
+
+
+def chunking_signature(config: RetrieverConfig) -> str:
+    """Return a string that changes whenever chunking would produce different chunks."""
+    return f"tokens:{config.chunk_size}/{config.chunk_overlap}"
+
+
+def open_collection(
+    client: ClientAPI, config: RetrieverConfig, embedder: Embedder, *, create: bool
+) -> Collection | None:
+    """Open (or create) the collection, refusing one built with a different embedder.
+
+    Args:
+        client: The Chroma client.
+        config: The retriever config (collection name, embedding settings).
+        embedder: The embedder this retriever will use.
+        create: Create the collection when it does not exist; otherwise return ``None``.
+
+    Returns:
+        The collection, or ``None`` when it does not exist and ``create`` is false.
+
+    Raises:
+        EmbedderMismatchError: If the collection was built with another embedder or dimension.
+    """
+    existing = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
+    function = _embedding_function_class()(config.embedding, config.embedding_backend)
+    if config.collection not in existing:
+        if not create:
+            return None
+        return client.create_collection(
+            config.collection,
+            embedding_function=function,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={
+                EMBEDDER_KEY: embedder.name,
+                DIMENSION_KEY: embedder.dimension,
+                CHUNKING_KEY: chunking_signature(config),
+            },
+        )
+    collection = client.get_collection(config.collection, embedding_function=function)
+    meta = collection.metadata or {}
+    stored_name = meta.get(EMBEDDER_KEY)
+    stored_dim = meta.get(DIMENSION_KEY)
+    if stored_name != embedder.name or stored_dim != embedder.dimension:
+        raise EmbedderMismatchError(
+            f"Collection {config.collection!r} was built with embedder {stored_name!r} "
+            f"(dimension {stored_dim}), but this retriever uses {embedder.name!r} "
+            f"(dimension {embedder.dimension}). Mixing their vectors would give wrong results. "
+            f"Open it with embedding={stored_name!r} (Retriever.open(path) does this), or "
+            "use a new index path or collection name for the new embedder."
+        )
+    return collection
+
+
+def set_chunking(collection: Collection, signature: str) -> None:
+    """Record the chunking settings the collection's chunks were made with."""
+    meta = dict(collection.metadata or {})
+    meta[CHUNKING_KEY] = signature
+    meta.pop("hnsw:space", None)  # legacy key; not modifiable after creation
+    collection.modify(metadata=meta)
