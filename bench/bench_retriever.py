@@ -86,7 +86,9 @@ def gold_spans(corpus: Path, questions: list[dict[str, Any]]) -> None:
         item["span"] = (matches[0].start, matches[0].end) if matches else None
 
 
-def rank_metrics(ranked: list[list[tuple[str, int, int]]], questions: list[dict[str, Any]], k: int = 5) -> dict[str, float]:
+def rank_metrics(
+    ranked: list[list[tuple[str, int, int]]], questions: list[dict[str, Any]], k: int = 5
+) -> dict[str, float]:
     """recall@k and MRR: a hit is gold if it is from the question's page and overlaps its answer span."""
     recalls, rr = [], []
     for hits, item in zip(ranked, questions, strict=True):
@@ -111,13 +113,19 @@ def run_baseline(files: list[Path], texts: dict[str, str], workdir: Path) -> dic
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from phi3industry.embeddings import bundled_model_dir
+    from phi3industry.embeddings import _bundled_model_dir as bundled_model_dir
 
     started = time.perf_counter()
     embeddings = HuggingFaceEmbeddings(model_name=str(bundled_model_dir()))
-    splitter = RecursiveCharacterTextSplitter(add_start_index=True)
+    # LangChain tutorials' usual 1000/200 characters (the default 4000 would exceed MiniLM's 256 tokens).
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=1000, chunk_overlap=200, add_start_index=True
+    )
     docs = splitter.split_documents(
-        [Document(page_content=texts[p.as_posix()], metadata={"source": p.as_posix()}) for p in files]
+        [
+            Document(page_content=texts[p.as_posix()], metadata={"source": p.as_posix()})
+            for p in files
+        ]
     )
     store = Chroma.from_documents(docs, embeddings, persist_directory=str(workdir / "baseline"))
     seconds = time.perf_counter() - started
@@ -148,7 +156,9 @@ def main() -> None:
     texts = {f.as_posix(): load_document(f).text for f in files}
 
     # --- 1. ingest: ours, the limit, the baseline --------------------------------------
-    config = RetrieverConfig(path=str(workdir / "ours"), embedding_backend=args.backend, progress=False)
+    config = RetrieverConfig(
+        path=str(workdir / "ours"), embedding_backend=args.backend, progress=False
+    )
     started = time.perf_counter()
     ours = Retriever(config)
     report = ours.sync([corpus])
@@ -191,9 +201,11 @@ def main() -> None:
     again = ours.sync([corpus])
     nothing = time.perf_counter() - started
     assert again.chunks_embedded == 0 and len(again.unchanged) == len(files)
-    changed = files[:: 100][: max(1, len(files) // 100)]
+    changed = files[::100][: max(1, len(files) // 100)]
     for path in changed:
-        path.write_text(path.read_text("utf-8") + "<p>Edited for the re-sync benchmark.</p>", "utf-8")
+        path.write_text(
+            path.read_text("utf-8") + "<p>Edited for the re-sync benchmark.</p>", "utf-8"
+        )
     started = time.perf_counter()
     one_pct = ours.sync([corpus])
     one_pct_seconds = time.perf_counter() - started
@@ -214,7 +226,10 @@ def main() -> None:
     quality: dict[str, Any] = {"questions": len(questions)}
     for name, hybrid in (("dense", False), ("hybrid", True)):
         ranked = [
-            [(h.source, h.span[0], h.span[1]) for h in ours.search(q["question"], k=10, hybrid=hybrid)]
+            [
+                (h.source, h.span[0], h.span[1])
+                for h in ours.search(q["question"], k=10, hybrid=hybrid)
+            ]
             for q in questions
         ]
         quality[name] = rank_metrics(ranked, questions)
@@ -224,7 +239,11 @@ def main() -> None:
         docs = store.similarity_search(q["question"], k=10)
         ranked.append(
             [
-                (d.metadata["source"], d.metadata["start_index"], d.metadata["start_index"] + len(d.page_content))
+                (
+                    d.metadata["source"],
+                    d.metadata["start_index"],
+                    d.metadata["start_index"] + len(d.page_content),
+                )
                 for d in docs
             ]
         )
@@ -243,7 +262,9 @@ def main() -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def latency_runs(ours: Any, embedder: Any, workdir: Path, questions: list[dict[str, Any]], skip_large: bool) -> dict[str, Any]:
+def latency_runs(
+    ours: Any, embedder: Any, workdir: Path, questions: list[dict[str, Any]], skip_large: bool
+) -> dict[str, Any]:
     """Grow synthetic indexes from the real chunks (their vectors plus small noise, their texts
     with a variant suffix) to 10k and 100k chunks, then time k=5 dense and hybrid queries."""
     from phi3industry import Retriever, RetrieverConfig
@@ -259,7 +280,11 @@ def latency_runs(ours: Any, embedder: Any, workdir: Path, questions: list[dict[s
     out: dict[str, Any] = {"embed_query_ms": embed_only * 1000}
     rng = np.random.default_rng(0)
     for size in (10_000, 100_000) if not skip_large else (10_000,):
-        cfg = RetrieverConfig(path=str(workdir / f"lat-{size}"), embedding_backend=ours.config.embedding_backend, progress=False)
+        cfg = RetrieverConfig(
+            path=str(workdir / f"lat-{size}"),
+            embedding_backend=ours.config.embedding_backend,
+            progress=False,
+        )
         r = Retriever(cfg)
         batch = r._client.get_max_batch_size()
         for start in range(0, size, batch):
@@ -271,7 +296,15 @@ def latency_runs(ours: Any, embedder: Any, workdir: Path, questions: list[dict[s
                 ids=[f"syn-{start + i}" for i in range(n)],
                 embeddings=noisy,
                 documents=[f"{base[j].text} (variant {start + i})" for i, j in enumerate(idx)],
-                metadatas=[{"source": base[j].source, "start": 0, "end": 1, "chunk_hash": f"syn{start + i}"} for i, j in enumerate(idx)],
+                metadatas=[
+                    {
+                        "source": base[j].source,
+                        "start": 0,
+                        "end": 1,
+                        "chunk_hash": f"syn{start + i}",
+                    }
+                    for i, j in enumerate(idx)
+                ],
             )
         r._rebuild_bm25(save=True)
         r.search("warm up", k=5, hybrid=True)
@@ -321,7 +354,9 @@ def markdown(r: dict[str, Any]) -> str:
     for size in ("10000", "100000"):
         if size in lat:
             d, h = lat[size]["dense"], lat[size]["hybrid"]
-            lines.append(f"| {size} | {d['p50_ms']:.1f} / {d['p95_ms']:.1f} | {h['p50_ms']:.1f} / {h['p95_ms']:.1f} |")
+            lines.append(
+                f"| {size} | {d['p50_ms']:.1f} / {d['p95_ms']:.1f} | {h['p50_ms']:.1f} / {h['p95_ms']:.1f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

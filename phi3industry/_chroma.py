@@ -27,7 +27,7 @@ def _settings() -> Any:
 
 
 def make_client(config: RetrieverConfig) -> ClientAPI:
-    """Return an embedded ``PersistentClient`` (``config.path``) or an ``HttpClient`` (``config.host``).
+    """Return an embedded ``PersistentClient`` (``path``) or an ``HttpClient`` (``host``).
 
     Raises:
         ConfigError: If the Chroma server cannot be reached.
@@ -41,7 +41,7 @@ def make_client(config: RetrieverConfig) -> ClientAPI:
             path=str(Path(config.path) / "chroma"), settings=_settings()
         )
     try:
-        return chromadb.HttpClient(host=config.host, port=config.port, settings=_settings())
+        return chromadb.HttpClient(host=str(config.host), port=config.port, settings=_settings())
     except Exception as exc:  # chromadb raises plain ValueError/ConnectionError variants
         raise ConfigError(
             f"Cannot reach the Chroma server at {config.host}:{config.port}: {exc}. "

@@ -13,13 +13,13 @@ DEMO_QUESTIONS = 3
 
 
 def sample_kb_dir() -> Path:
-    """Return the bundled sample knowledge base (a fictional company's documents)."""
-    return Path(__file__).parent / "assets" / "sample_kb"
+    """Return the bundled sample knowledge base's documents (a fictional company's)."""
+    return Path(__file__).parent / "assets" / "sample_kb" / "docs"
 
 
 def sample_questions() -> list[dict[str, Any]]:
     """Return the sample knowledge base's evaluation questions (question, answer, sources)."""
-    path = Path(__file__).parent / "assets" / "sample_qa" / "questions.jsonl"
+    path = Path(__file__).parent / "assets" / "sample_kb" / "questions.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 

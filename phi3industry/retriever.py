@@ -410,9 +410,8 @@ class Retriever:
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(hashes), 500):
             batch = hashes[start : start + 500]
-            rows = self._collection.get(
-                where={"chunk_hash": {"$in": batch}}, include=["embeddings", "metadatas"]
-            )
+            where: Any = {"chunk_hash": {"$in": batch}}
+            rows = self._collection.get(where=where, include=["embeddings", "metadatas"])
             embeddings = rows["embeddings"]
             if embeddings is None:
                 continue
@@ -478,7 +477,9 @@ class Retriever:
             return Path(self.config.path) / "bm25"
         from phi3industry.models import cache_dir
 
-        return cache_dir() / "bm25" / f"{self.config.host}_{self.config.port}_{self.config.collection}"
+        return (
+            cache_dir() / "bm25" / f"{self.config.host}_{self.config.port}_{self.config.collection}"
+        )
 
     def _all_ids(self) -> list[str]:
         ids: list[str] = []
@@ -663,7 +664,7 @@ class Retriever:
         missing = [cid for cid in order if candidates[cid]["vector"] is None]
         if missing:
             rows = self._collection.get(ids=missing, include=["embeddings"])
-            for cid, vector in zip(rows["ids"], rows["embeddings"], strict=True):
+            for cid, vector in zip(rows["ids"], rows["embeddings"] or [], strict=True):
                 candidates[cid]["vector"] = vector
         vectors = np.stack([np.asarray(candidates[c]["vector"], np.float32) for c in order])
         relevance = vectors @ query_vector
@@ -729,9 +730,7 @@ class Retriever:
             "chunk_overlap": self.config.chunk_overlap,
         }
         if self.config.path is not None:
-            size = sum(
-                f.stat().st_size for f in Path(self.config.path).rglob("*") if f.is_file()
-            )
+            size = sum(f.stat().st_size for f in Path(self.config.path).rglob("*") if f.is_file())
             info["size_bytes"] = size
             info["size"] = f"{size / 1e6:.1f} MB"
         return info

@@ -94,9 +94,7 @@ def test_changed_document_replaces_its_chunks_and_reuses_vectors(
         if source != battery:
             assert after[source] == before[source]
     hits = list(retriever.iter_chunks(where={"source": battery}))
-    assert {h.metadata["doc_hash"] for h in hits} == {
-        file_hash(corpus / "battery.md")
-    }
+    assert {h.metadata["doc_hash"] for h in hits} == {file_hash(corpus / "battery.md")}
     assert sorted(h.metadata["chunk_index"] for h in hits) == list(range(len(hits)))
     assert any("15 C" in h.text for h in hits)
     # Only the new text needed the embedder; the battery's old paragraphs kept their vectors.
@@ -294,7 +292,18 @@ def test_sync_resumes_after_a_kill(tmp_path: Path) -> None:
 
     docs = tmp_path / "many"
     rng = random.Random(7)
-    words = "robot dock battery gripper lidar pallet shelf aisle firmware sensor".split()
+    words = [
+        "robot",
+        "dock",
+        "battery",
+        "gripper",
+        "lidar",
+        "pallet",
+        "shelf",
+        "aisle",
+        "firmware",
+        "sensor",
+    ]
     n_docs = 40
     write_corpus(
         docs,
@@ -310,8 +319,17 @@ def test_sync_resumes_after_a_kill(tmp_path: Path) -> None:
     # A new pty is 0 columns wide, which makes tqdm print nothing; give it a real size.
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "phi3industry", "ingest", str(docs), "--index", str(index),
-         "--batch-size", "4"],
+        [
+            sys.executable,
+            "-m",
+            "phi3industry",
+            "ingest",
+            str(docs),
+            "--index",
+            str(index),
+            "--batch-size",
+            "4",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=slave,
@@ -398,8 +416,16 @@ def chroma_server(tmp_path: Path):  # type: ignore[no-untyped-def]
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [chroma, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
-         "--port", str(port)],
+        [
+            chroma,
+            "run",
+            "--path",
+            str(tmp_path / "server-data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
