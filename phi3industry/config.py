@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,7 +141,11 @@ class RetrieverConfig(_ConfigBase):
         metadata={"help": "sentence-transformers backend: 'torch', 'onnx' or 'onnx-int8'."},
     )
     chunk_size: int = field(
-        default=256, metadata={"help": "Chunk size in tokens of the embedder's tokenizer."}
+        default=250,
+        metadata={
+            "help": "Chunk size in tokens of the embedder's tokenizer (keep it within the "
+            "embedder's limit: 254 for MiniLM)."
+        },
     )
     chunk_overlap: int = field(
         default=32, metadata={"help": "Tokens shared by consecutive chunks."}
@@ -175,9 +180,7 @@ class RetrieverConfig(_ConfigBase):
     device: str | None = field(
         default=None, metadata={"help": "Embedding device ('cpu', 'cuda'); default: best."}
     )
-    progress: bool = field(
-        default=True, metadata={"help": "Show progress bars (only on a TTY)."}
-    )
+    progress: bool = field(default=True, metadata={"help": "Show progress bars (only on a TTY)."})
 
     def __post_init__(self) -> None:
         _check(
@@ -222,7 +225,13 @@ class RetrieverConfig(_ConfigBase):
             isinstance(self.port, int) and 0 < self.port < 65536,
             f"port must be between 1 and 65535, got {self.port!r}.",
         )
-        _check(bool(self.collection), "collection must be a non-empty name.")
+        _check(
+            isinstance(self.collection, str)
+            and re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]", self.collection)
+            is not None,
+            f"collection must be 3-512 characters of letters, digits, '.', '_' or '-', "
+            f"starting and ending with a letter or digit (Chroma's rule); got {self.collection!r}.",
+        )
 
 
 TUNING_METHODS = ("lora", "qlora", "dora")
@@ -278,8 +287,9 @@ class TunerConfig(_ConfigBase):
     )
     precision: str = field(
         default="auto",
-        metadata={"help": "'auto' (bf16 on GPUs that support it, else fp32), 'fp32', 'bf16', "
-        "'fp16'."},
+        metadata={
+            "help": "'auto' (bf16 on GPUs that support it, else fp32), 'fp32', 'bf16', 'fp16'."
+        },
     )
     load_in_8bit: bool = field(
         default=False, metadata={"help": "QLoRA: quantize the base to 8-bit instead of 4-bit."}
@@ -332,9 +342,7 @@ class TunerConfig(_ConfigBase):
             "batch_size and gradient_accumulation_steps must be positive, got "
             f"{self.batch_size!r} and {self.gradient_accumulation_steps!r}.",
         )
-        _check(
-            self.max_length >= 16, f"max_length must be at least 16, got {self.max_length!r}."
-        )
+        _check(self.max_length >= 16, f"max_length must be at least 16, got {self.max_length!r}.")
         _check(
             self.max_steps > 0 or self.num_epochs > 0,
             "Set max_steps > 0 or num_epochs > 0 so that training has something to do.",
@@ -364,4 +372,241 @@ class TunerConfig(_ConfigBase):
             or (isinstance(self.target_modules, list) and len(self.target_modules) > 0),
             "target_modules must be a non-empty list of module names, 'all-linear', or unset "
             f"for the architecture's default; got {self.target_modules!r}.",
+        )
+
+
+STRATEGIES = ("base", "rag", "finetuned", "rag+finetuned")
+CONDENSE_MODES = ("llm", "concat", "none")
+
+
+@dataclass
+class PipelineConfig(_ConfigBase):
+    """How a question is answered: strategy, model, retrieval, generation and serving settings.
+
+    Example:
+        >>> cfg = PipelineConfig(strategy="rag", model="tiny-phi3", index="kb-index", k=4)
+        >>> cfg.uses_retrieval, cfg.uses_adapter
+        (True, False)
+    """
+
+    strategy: str = field(
+        default="rag",
+        metadata={
+            "help": "'base' (model only), 'rag' (retrieval), 'finetuned' (adapter), "
+            "'rag+finetuned' (both)."
+        },
+    )
+    model: str = field(
+        default="phi-3-mini-4k-instruct",
+        metadata={"help": "Base model: short name, hub id, local directory or .gguf file."},
+    )
+    adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "LoRA adapter directory used by the 'finetuned' strategies "
+            "('name=DIR' to name it)."
+        },
+    )
+    adapters: list[str] | None = field(
+        default=None,
+        metadata={"help": "More adapters to load on the same base, as 'name=DIR' (or DIR)."},
+    )
+    index: str | None = field(
+        default=None, metadata={"help": "Index directory (embedded Chroma) for retrieval."}
+    )
+    k: int = field(default=4, metadata={"help": "Hits retrieved per question."})
+    hybrid: bool = field(default=False, metadata={"help": "Fuse BM25 with dense search (RRF)."})
+    mmr: bool = field(default=False, metadata={"help": "Diversify hits (MMR)."})
+    min_score: float | None = field(
+        default=0.2,
+        metadata={
+            "help": "Hits whose (dense cosine) score is below this are not used; "
+            "when none is left the pipeline abstains. None: keep all."
+        },
+    )
+    abstain: bool = field(
+        default=True,
+        metadata={
+            "help": "With retrieval and no relevant hit, answer abstain_message instead "
+            "of letting the model answer unaided."
+        },
+    )
+    abstain_message: str = field(
+        default="I could not find this in the knowledge base, so I cannot answer it reliably.",
+        metadata={"help": "What the pipeline answers when it abstains."},
+    )
+    context_tokens: int = field(
+        default=2048,
+        metadata={"help": "Token budget for the numbered sources in the prompt (model tokens)."},
+    )
+    context_window: int | None = field(
+        default=None,
+        metadata={"help": "Model context window in tokens (default: from the model config)."},
+    )
+    max_new_tokens: int = field(default=256, metadata={"help": "Tokens generated at most."})
+    temperature: float = field(
+        default=0.0, metadata={"help": "Sampling temperature; 0 = greedy (deterministic)."}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (0 < p <= 1)."})
+    seed: int | None = field(default=None, metadata={"help": "Sampling seed (reproducible)."})
+    stop: list[str] | None = field(
+        default=None, metadata={"help": "Extra stop strings (besides end-of-turn tokens)."}
+    )
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "System prompt (default: a domain-expert prompt)."}
+    )
+    condense_question: str = field(
+        default="llm",
+        metadata={
+            "help": "With chat history, how the question is made standalone for "
+            "retrieval: 'llm', 'concat' or 'none'."
+        },
+    )
+    max_history_messages: int = field(
+        default=8, metadata={"help": "Most recent history messages kept in the prompt."}
+    )
+    batch_size: int = field(
+        default=8, metadata={"help": "Questions generated together (left-padded) by batch()."}
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "Model dtype: 'auto', 'fp32', 'bf16' or 'fp16'."}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "Model device ('cpu', 'cuda'); default: best."}
+    )
+    base_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "Generate with an OpenAI-compatible endpoint (vLLM, llama.cpp, "
+            "Azure OpenAI, phi3industry serve) at this URL instead of a local model."
+        },
+    )
+    endpoint_api_key: str | None = field(
+        default=None,
+        metadata={"help": "API key of the endpoint (default: $OPENAI_API_KEY)."},
+    )
+    endpoint_model: str | None = field(
+        default=None, metadata={"help": "Model name at the endpoint (default: model)."}
+    )
+    endpoint_retries: int = field(
+        default=3, metadata={"help": "Retries when the endpoint is unreachable or busy."}
+    )
+    endpoint_backoff: float = field(
+        default=0.5, metadata={"help": "First retry delay in seconds (doubles each retry)."}
+    )
+    endpoint_timeout: float = field(
+        default=120.0, metadata={"help": "Seconds to wait for the endpoint per request."}
+    )
+    host: str = field(default="127.0.0.1", metadata={"help": "Server bind address."})
+    port: int = field(default=8000, metadata={"help": "Server port."})
+    api_key: str | None = field(
+        default=None,
+        metadata={
+            "help": "Server API key clients send as 'Authorization: Bearer KEY' "
+            "(default: $PHI3INDUSTRY_API_KEY). Required to bind a non-loopback address."
+        },
+    )
+    max_body_bytes: int = field(
+        default=1_000_000, metadata={"help": "Largest request body accepted (else 413)."}
+    )
+    request_timeout: float = field(
+        default=300.0, metadata={"help": "Seconds a request may wait and generate (else 504)."}
+    )
+    max_tokens_cap: int = field(
+        default=1024, metadata={"help": "Largest max_tokens a client may ask for (else 400)."}
+    )
+    max_messages: int = field(
+        default=64, metadata={"help": "Most messages accepted in one chat request (else 400)."}
+    )
+    max_queue: int = field(
+        default=64, metadata={"help": "Requests waiting for the model at most (else 503)."}
+    )
+
+    @property
+    def uses_retrieval(self) -> bool:
+        """Whether the strategy retrieves sources."""
+        return self.strategy.startswith("rag")
+
+    @property
+    def uses_adapter(self) -> bool:
+        """Whether the strategy generates with the fine-tuned adapter."""
+        return self.strategy.endswith("finetuned")
+
+    def __post_init__(self) -> None:
+        _check(
+            self.strategy in STRATEGIES,
+            f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}.",
+        )
+        _check(bool(self.model), "model must name a model (short name, hub id, path or .gguf).")
+        _check(
+            isinstance(self.k, int) and self.k > 0, f"k must be a positive integer, got {self.k!r}."
+        )
+        _check(
+            isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0,
+            f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}.",
+        )
+        _check(
+            isinstance(self.context_tokens, int) and self.context_tokens > 0,
+            f"context_tokens must be a positive number of tokens, got {self.context_tokens!r}.",
+        )
+        _check(
+            self.context_window is None
+            or (isinstance(self.context_window, int) and self.context_window > self.max_new_tokens),
+            f"context_window must be larger than max_new_tokens ({self.max_new_tokens}), "
+            f"got {self.context_window!r}.",
+        )
+        _check(
+            0.0 <= float(self.temperature) <= 2.0,
+            f"temperature must be between 0 and 2, got {self.temperature!r}.",
+        )
+        _check(0.0 < float(self.top_p) <= 1.0, f"top_p must be in (0, 1], got {self.top_p!r}.")
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+        _check(
+            self.stop is None or all(isinstance(s, str) and s for s in self.stop),
+            f"stop must be a list of non-empty strings, got {self.stop!r}.",
+        )
+        if isinstance(self.adapters, str):
+            self.adapters = [a.strip() for a in self.adapters.split(",") if a.strip()]
+        _check(
+            self.condense_question in CONDENSE_MODES,
+            f"condense_question must be one of {', '.join(CONDENSE_MODES)}, "
+            f"got {self.condense_question!r}.",
+        )
+        _check(
+            self.dtype in (*PRECISIONS,),
+            f"dtype must be one of {', '.join(PRECISIONS)}, got {self.dtype!r}.",
+        )
+        _check(
+            self.max_history_messages >= 0,
+            f"max_history_messages must be >= 0, got {self.max_history_messages!r}.",
+        )
+        _check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size!r}.")
+        _check(
+            self.base_url is None or self.base_url.startswith(("http://", "https://")),
+            f"base_url must start with http:// or https://, got {self.base_url!r}.",
+        )
+        _check(
+            self.endpoint_retries >= 0 and self.endpoint_backoff >= 0,
+            "endpoint_retries and endpoint_backoff must be >= 0, got "
+            f"{self.endpoint_retries!r} and {self.endpoint_backoff!r}.",
+        )
+        _check(
+            self.endpoint_timeout > 0 and self.request_timeout > 0,
+            "endpoint_timeout and request_timeout must be positive seconds.",
+        )
+        _check(
+            isinstance(self.port, int) and 0 <= self.port < 65536,
+            f"port must be between 0 (any free port) and 65535, got {self.port!r}.",
+        )
+        for name in ("max_body_bytes", "max_tokens_cap", "max_messages", "max_queue"):
+            value = getattr(self, name)
+            _check(
+                isinstance(value, int) and value > 0,
+                f"{name} must be a positive integer, got {value!r}.",
+            )
+        _check(
+            self.api_key is None or len(self.api_key) >= 8,
+            "api_key must be at least 8 characters; use a long random string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))').",
         )

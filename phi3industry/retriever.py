@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,14 @@ class Retriever:
         self.embedder: Embedder = load_embedder(
             config.embedding, backend=config.embedding_backend, device=config.device
         )
+        limit = self.embedder.max_tokens
+        if limit is not None and config.chunk_size > limit:
+            warnings.warn(
+                f"chunk_size={config.chunk_size} exceeds what embedder {self.embedder.name!r} "
+                f"reads ({limit} tokens): the end of each chunk would be ignored when "
+                f"embedding. Use chunk_size <= {limit}.",
+                stacklevel=2,
+            )
         self._client = make_client(config)
         collection = open_collection(self._client, config, self.embedder, create=True)
         assert collection is not None

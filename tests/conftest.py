@@ -34,3 +34,36 @@ def _isolated_env(
     monkeypatch.delenv("PHI3INDUSTRY_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def _session_env(session_cache: Path) -> Iterator[None]:
+    """The offline, session-cache environment, for session fixtures built before `_isolated_env`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PHI3INDUSTRY_CACHE", str(session_cache))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        mp.setenv("TOKENIZERS_PARALLELISM", "false")
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_phi3_dir(_session_env: None) -> Path:
+    """A tiny random Phi-3 checkpoint (real tokenizer, safetensors), built once per session.
+
+    It is the directory `resolve_model("tiny-phi3")` returns; treat it as read-only.
+    """
+    from phi3industry.models import resolve_model
+
+    return Path(resolve_model("tiny-phi3"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(_session_env: None) -> Path:
+    """The bundled SmolLM2-135M-Instruct GGUF converted to an HF directory (~20 s, once).
+
+    It is the directory `resolve_model("smollm2-135m-instruct")` returns; treat it as read-only.
+    """
+    from phi3industry.models import resolve_model
+
+    return Path(resolve_model("smollm2-135m-instruct"))

@@ -356,7 +356,7 @@ def test_sync_resumes_after_a_kill(tmp_path: Path) -> None:
     assert report.added, "the resumed sync had documents left to index"
     assert len(report.added) + len(report.unchanged) == n_docs
     files, _ = discover_files([docs])
-    chunker = Chunker(retriever.embedder.count_tokens, 256, 32)
+    chunker = Chunker(retriever.embedder.count_tokens, 250, 32)
     expected = set()
     for path in files:
         for c in chunker.split(load_document(path)):

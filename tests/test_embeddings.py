@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phi3industry import embeddings
+from phi3industry.embeddings import DEFAULT_EMBEDDING, Embedder, load_embedder
+from phi3industry.errors import ConfigError, DependencyMissingError, ModelNotFoundError
+from phi3industry.models import cache_dir
+
+TEXTS = [
+    "Torque the cylinder-head bolts to 40 Nm in three passes.",
+    "The cafeteria serves lunch from noon until two.",
+    "Replace the hydraulic filter every 500 operating hours.",
+    "Quarterly revenue grew by 12 percent.",
+    "word " * 400,  # longer than the model's 256-token limit
+]
+
+HAS_ONNX = all(importlib.util.find_spec(p) for p in ("onnx", "onnxruntime"))
+
+
+@pytest.fixture(scope="module")
+def embedder(session_cache: Path) -> Embedder:
+    return load_embedder()
+
+
+def test_bundled_embedder_offline(embedder: Embedder) -> None:
+    assert embedder.name == DEFAULT_EMBEDDING
+    assert embedder.dimension == 384
+    assert embedder.max_tokens == 254  # 256 minus [CLS] and [SEP]
+    vectors = embedder.embed_documents(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed_documents([]).shape == (0, 384)
+    # Same object per arguments; the hub-style name is the same bundled model.
+    assert load_embedder("sentence-transformers/all-MiniLM-L6-v2").name == DEFAULT_EMBEDDING
+    assert load_embedder() is embedder
+
+
+def test_closer_meaning_scores_higher(embedder: Embedder) -> None:
+    docs = embedder.embed_documents(TEXTS[:4])
+    query = embedder.embed_query("How tight should the head bolts be?")
+    assert query.shape == (384,) and query.dtype == np.float32
+    scores = docs @ query
+    assert int(np.argmax(scores)) == 0
+    assert scores[0] > scores[1] + 0.2
+    # Order in a batch does not change a text's vector (length-sorted batching is undone).
+    np.testing.assert_allclose(
+        embedder.embed_documents(TEXTS[::-1])[::-1], embedder.embed_documents(TEXTS), atol=1e-5
+    )
+
+
+def test_count_tokens_matches_tokenizer(embedder: Embedder) -> None:
+    tokenizer = embedder.model.tokenizer  # type: ignore[attr-defined]
+    for text in TEXTS:
+        want = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert embedder.count_tokens(text) == want
+    # Not capped by the model's truncation, even after embedding turned it on.
+    embedder.embed_documents(TEXTS)
+    assert embedder.count_tokens(TEXTS[-1]) == 400
+    assert embedder.count_tokens("") == 0
+
+
+def test_langchain_adapter(embedder: Embedder) -> None:
+    from langchain_core.embeddings import Embeddings
+
+    lc = embedder.as_langchain()
+    assert isinstance(lc, Embeddings)
+    docs = lc.embed_documents(TEXTS[:2])
+    assert len(docs) == 2 and len(docs[0]) == 384 and isinstance(docs[0][0], float)
+    np.testing.assert_allclose(lc.embed_query(TEXTS[0]), embedder.embed_query(TEXTS[0]), atol=1e-6)
+
+
+def test_unknown_model_offline() -> None:
+    with pytest.raises(ModelNotFoundError, match="jinaai/no-such-embedder") as info:
+        load_embedder("jinaai/no-such-embedder")
+    assert "huggingface-cli download" in str(info.value)
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_embedder("./no/such/dir")
+
+
+def test_local_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match=r"modules\.json"):
+        load_embedder(str(tmp_path))
+
+
+def test_bad_backend() -> None:
+    with pytest.raises(ConfigError, match="backend"):
+        load_embedder(backend="tensorrt")
+    with pytest.raises(ConfigError, match="non-empty"):
+        load_embedder("  ")
+
+
+def test_openai_without_key() -> None:
+    if importlib.util.find_spec("langchain_openai") is None:
+        with pytest.raises(DependencyMissingError, match=r"phi3industry\[openai\]"):
+            load_embedder("text-embedding-3-small")
+    else:
+        with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+            load_embedder("text-embedding-3-small")
+
+
+def test_openai_embedder_shape_without_network(monkeypatch) -> None:
+    pytest.importorskip("langchain_openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    embedder = load_embedder("text-embedding-3-large")
+    assert embedder.name == "text-embedding-3-large" and embedder.dimension == 3072
+    assert embedder.max_tokens == 8191
+    with pytest.warns(UserWarning) if _tiktoken_offline() else _nullcontext():
+        assert embedder.count_tokens("hello world") > 0
+
+
+def _tiktoken_offline() -> bool:
+    try:
+        import tiktoken
+
+        tiktoken.get_encoding("cl100k_base")
+    except Exception:
+        return True
+    return False
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_missing_onnx_dependency_says_how_to_install(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    monkeypatch.setattr(
+        embeddings.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnx" else real(name, *a),
+    )
+    with pytest.raises(DependencyMissingError, match=r"pip install 'phi3industry\[onnx\]'"):
+        load_embedder(backend="onnx-int8")
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs phi3industry[onnx]")
+def test_onnx_int8_agrees_with_torch(embedder: Embedder, monkeypatch) -> None:
+    quantized = load_embedder(backend="onnx-int8")
+    assert quantized.name == "all-MiniLM-L6-v2@onnx-int8" != embedder.name
+    assert quantized.dimension == 384 and quantized.max_tokens == embedder.max_tokens
+    reference = embedder.embed_documents(TEXTS)
+    vectors = quantized.embed_documents(TEXTS, batch_size=2)
+    assert vectors.dtype == np.float32 and vectors.shape == reference.shape
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(vectors * reference, axis=1)) > 0.98
+    for text in TEXTS:
+        assert quantized.count_tokens(text) == embedder.count_tokens(text)
+    # Exported once into the cache; a new process (here: an empty in-process cache) reuses it.
+    (export,) = (cache_dir() / "embeddings").glob("all-MiniLM-L6-v2-onnx-int8-*")
+    stamp = (export / "model_int8.onnx").stat().st_mtime_ns
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    again = load_embedder(backend="onnx-int8")
+    assert again is not quantized
+    assert (export / "model_int8.onnx").stat().st_mtime_ns == stamp
+    # Dynamic quantization scales activations per batch, so batch-mates nudge a vector a bit.
+    same_batching = again.embed_documents(TEXTS, batch_size=2)
+    np.testing.assert_allclose(same_batching, vectors, atol=1e-6)
+    alone = np.stack([again.embed_query(t) for t in TEXTS])
+    assert np.min(np.sum(alone * vectors, axis=1)) > 0.98
+    assert np.min(np.sum(alone * reference, axis=1)) > 0.98
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs phi3industry[onnx]")
+def test_onnx_fp32_matches_torch(embedder: Embedder) -> None:
+    exact = load_embedder(backend="onnx")
+    assert exact.name == "all-MiniLM-L6-v2@onnx"
+    cos = np.sum(exact.embed_documents(TEXTS) * embedder.embed_documents(TEXTS), axis=1)
+    assert np.min(cos) > 0.9999
