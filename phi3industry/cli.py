@@ -14,7 +14,7 @@ import typer
 
 from phi3industry import __version__
 from phi3industry._cli_options import build_config, config_options
-from phi3industry.config import RetrieverConfig
+from phi3industry.config import PipelineConfig, RetrieverConfig, TunerConfig
 from phi3industry.errors import Phi3IndustryError
 
 app = typer.Typer(
@@ -133,11 +133,136 @@ def demo(
     output: Annotated[
         Path, typer.Option("--output", help="Where the demo writes its index and outputs.")
     ] = Path("demo-output"),
+    questions: Annotated[int, typer.Option(help="Sample questions to search and answer.")] = 2,
+    tune_steps: Annotated[int, typer.Option(help="Optimizer steps for the demo adapter.")] = 20,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer generated.")] = 64,
+    retune: Annotated[bool, typer.Option("--retune", help="Train the adapter again.")] = False,
+    search_only: Annotated[
+        bool, typer.Option("--search-only", help="Stop after ingest and search.")
+    ] = False,
 ) -> None:
-    """Run the offline demo on the bundled sample knowledge base."""
+    """Run the offline demo: ingest, search, tune and answer with citations."""
     from phi3industry.demo import run_demo
 
-    run_demo(output)
+    run_demo(
+        output,
+        questions=questions,
+        tune_steps=tune_steps,
+        max_new_tokens=max_new_tokens,
+        retune=retune,
+        search_only=search_only,
+    )
+
+
+def _pipeline_config(
+    index: Path | None, config: Path | None, overrides: dict[str, Any]
+) -> PipelineConfig:
+    if index is not None:
+        overrides = {**overrides, "index": str(index)}
+    return build_config(PipelineConfig, config, overrides)
+
+
+@app.command()
+@config_options(
+    PipelineConfig,
+    skip=(
+        "host",
+        "port",
+        "api_key",
+        "max_body_bytes",
+        "request_timeout",
+        "max_tokens_cap",
+        "max_messages",
+        "max_queue",
+    ),
+    panel="Pipeline settings",
+)
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    index: IndexOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Answer a question with retrieval and/or the fine-tuned adapter, citing sources."""
+    from phi3industry.pipeline import Pipeline
+
+    cfg = _pipeline_config(index, config, overrides or {})
+    answer = Pipeline(config=cfg).invoke(question)
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), indent=2))
+    else:
+        typer.echo(answer.format())
+
+
+@app.command()
+@config_options(PipelineConfig, panel="Pipeline and server settings")
+def serve(
+    index: IndexOption = None,
+    config: ConfigOption = None,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Serve the pipeline over an OpenAI-compatible HTTP API (127.0.0.1 by default)."""
+    from phi3industry.server import check_bind, resolve_api_key
+    from phi3industry.server import serve as run_server
+
+    cfg = _pipeline_config(index, config, overrides or {})
+    check_bind(cfg.host, resolve_api_key(cfg))  # refuse before loading the model
+    run_server(cfg)
+
+
+@app.command()
+@config_options(TunerConfig, panel="Tuning settings")
+def tune(
+    data: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Training files or directories (JSONL/CSV/JSON rows, or text)."),
+    ] = None,
+    index: IndexOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Fine-tune a LoRA/QLoRA/DoRA adapter on DATA and/or an index's own chunks."""
+    from phi3industry.tuner import Tuner
+
+    tuner = Tuner(build_config(TunerConfig, config, overrides or {}))
+    sources: list[Any] = [str(p) for p in data or []]
+    if index is not None:
+        sources.append(_open_retriever(index, None, {}))
+    if not sources:
+        raise typer.BadParameter("give DATA files/directories, --index DIR, or both.")
+    result = tuner.train(sources)
+    if as_json:
+        typer.echo(
+            json.dumps({k: v for k, v in result.to_dict().items() if k != "log_history"}, indent=2)
+        )
+    else:
+        typer.echo(result.summary())
+
+
+@app.command()
+def merge(
+    adapter: Annotated[Path, typer.Argument(help="Adapter directory written by `tune`.")],
+    out: Annotated[Path, typer.Argument(help="Directory for the merged model.")],
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="bfloat16, float16 or float32.")
+    ] = "bfloat16",
+    gguf: Annotated[
+        str | None,
+        typer.Option("--gguf", help="Also write OUT/model-<Q>.gguf: f32, f16 or q8_0."),
+    ] = None,
+) -> None:
+    """Merge an adapter into its (unquantized) base model; optionally export GGUF."""
+    from phi3industry.tuner import merge_adapter
+
+    path = merge_adapter(adapter, out, dtype=dtype)
+    typer.echo(f"Merged model written to {path}")
+    if gguf is not None:
+        from phi3industry._tuning.export import export_gguf
+
+        gguf_path = export_gguf(adapter, Path(out) / f"model-{gguf}.gguf", quantization=gguf)
+        typer.echo(f"GGUF written to {gguf_path}")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Internals of :mod:`phi3industry.tuner`: metrics (perplexity, domain vocabulary), export."""

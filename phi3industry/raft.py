@@ -1,0 +1,365 @@
+"""RAFT training data from the live index (Zhang et al. 2024, "RAFT: Adapting Language Model
+to Domain Specific RAG").
+
+For each training question the model is shown numbered sources, exactly as the
+:class:`~phi3industry.pipeline.Pipeline` shows them at answer time: the oracle chunk (the
+one that supports the answer) plus ``D`` distractors, shuffled. With probability
+``1 - p_oracle`` the oracle is left out, so that the model also learns the domain and does
+not come to trust whatever it is shown. The target answer quotes the supporting passage,
+cites it as ``[n]``, and ends with the final answer.
+
+Distractors are *hard negatives* by default: the Retriever's own top hits for the question
+that are not the oracle, i.e. what the deployed retriever will really put next to the
+answer. ``distractors="random"`` draws random chunks instead, as in the RAFT paper.
+
+Example:
+    >>> from phi3industry import Retriever, Tuner, TunerConfig
+    >>> from phi3industry.raft import make_raft_examples
+    >>> retriever = Retriever.open("kb-index")  # doctest: +SKIP
+    >>> examples = make_raft_examples(retriever, "qa_train.jsonl", n_distractors=3)  # doctest: +SKIP
+    >>> records = [ex.to_record() for ex in examples]  # doctest: +SKIP
+    >>> Tuner(TunerConfig(model="smollm2-135m-instruct")).train(records)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phi3industry._evaluation.metrics import answer_recall, source_matches, token_f1
+from phi3industry.errors import ConfigError, DataFormatError
+
+if TYPE_CHECKING:
+    from phi3industry.retriever import Hit, Retriever
+
+DISTRACTOR_KINDS = ("hard", "random")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass
+class RaftExample:
+    """One RAFT training example.
+
+    Attributes:
+        question: The training question.
+        answer: Its reference answer.
+        oracle: The chunk that supports the answer.
+        oracle_kept: Whether the oracle is among :attr:`documents`.
+        documents: The sources shown to the model, in the order shown (``[n]`` is
+            ``documents[n - 1]``).
+        target: The answer the model learns to give.
+        messages: The chat conversation (system, user with sources, assistant = target).
+    """
+
+    question: str
+    answer: str
+    oracle: Hit
+    oracle_kept: bool
+    documents: list[Hit]
+    target: str
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def oracle_position(self) -> int | None:
+        """1-based position of the oracle among the documents, None when left out."""
+        for n, doc in enumerate(self.documents, 1):
+            if doc.id == self.oracle.id:
+                return n
+        return None
+
+    @property
+    def distractors(self) -> list[Hit]:
+        """The documents that are not the oracle."""
+        return [doc for doc in self.documents if doc.id != self.oracle.id]
+
+    def to_record(self) -> dict[str, Any]:
+        """Return the chat-format record the :class:`~phi3industry.tuner.Tuner` trains on."""
+        return {"messages": [dict(m) for m in self.messages]}
+
+
+def supporting_quote(passage: str, answer: str, max_chars: int = 300) -> str:
+    """Return the passage's sentence(s) that best support ``answer`` (at most ``max_chars``).
+
+    The sentence with the best token F1 against the answer is taken, and the next sentence
+    is added while the answer's words are not yet covered and the length allows.
+    """
+    sentences = [" ".join(s.split()) for s in _SENTENCE.split(passage) if s and s.strip()]
+    if not sentences:
+        return ""
+    best = max(range(len(sentences)), key=lambda i: token_f1(sentences[i], answer))
+    quote = sentences[best]
+    nxt = best + 1
+    while (
+        nxt < len(sentences)
+        and answer_recall(quote, answer) < 0.8
+        and len(quote) + 1 + len(sentences[nxt]) <= max_chars
+        and answer_recall(quote + " " + sentences[nxt], answer) > answer_recall(quote, answer)
+    ):
+        quote += " " + sentences[nxt]
+        nxt += 1
+    if len(quote) > max_chars:
+        cut = quote[:max_chars].rsplit(" ", 1)[0]
+        quote = cut + " ..."
+    return quote
+
+
+def raft_target(answer: str, quote: str | None, n: int | None) -> str:
+    """The target answer: quote the supporting source ``[n]``, then the final answer.
+
+    Without the oracle (``n`` None) the target is the final answer alone: there is no
+    source to quote, and citing one that does not hold the answer would teach false citations.
+    """
+    if n is None or not quote:
+        return f"Answer: {answer}"
+    return f'Source [{n}] says: "{quote}"\n\nAnswer: {answer} [{n}]'
+
+
+def _items(data: Any) -> list[tuple[str, str, list[str]]]:
+    """(question, answer, gold sources) from QA items, QA rows or chat records."""
+    from phi3industry._evaluation.qa import QAItem, load_qa
+
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if not path.is_file():
+            raise DataFormatError(f"RAFT training data not found: {path}.")
+        rows: list[Any] = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as exc:
+                    raise DataFormatError(f"{path.name} row {n}: not valid JSON: {exc}.") from exc
+        data = rows
+    out: list[tuple[str, str, list[str]]] = []
+    for i, row in enumerate(data):
+        if isinstance(row, QAItem):
+            out.append((row.question, row.answer, list(row.sources)))
+        elif isinstance(row, dict) and "messages" in row:
+            msgs = row["messages"]
+            users = [m.get("content", "") for m in msgs if m.get("role") == "user"]
+            answers = [m.get("content", "") for m in msgs if m.get("role") == "assistant"]
+            if not users or not answers:
+                raise DataFormatError(
+                    f"row {i}: field 'messages' needs a 'user' question and an 'assistant' answer."
+                )
+            out.append((users[-1], answers[-1], []))
+        else:
+            item = load_qa([row])[0]
+            out.append((item.question, item.answer, list(item.sources)))
+    return out
+
+
+class _Corpus:
+    """Every chunk of the index, in a stable order (for oracle lookup and random draws)."""
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.hits = sorted(retriever.iter_chunks(), key=lambda h: h.id)
+        self.by_id = {h.id: h for h in self.hits}
+
+
+def _overlaps(a: Hit, b: Hit) -> bool:
+    if a.id == b.id or " ".join(a.text.split()) == " ".join(b.text.split()):
+        return True
+    return a.source == b.source and a.span[0] < b.span[1] and b.span[0] < a.span[1]
+
+
+def find_oracle(
+    retriever: Retriever,
+    question: str,
+    answer: str,
+    sources: Sequence[str] = (),
+    *,
+    corpus: _Corpus | None = None,
+    fetch_k: int = 20,
+    min_overlap: float = 0.5,
+) -> Hit | None:
+    """Find the chunk that supports ``answer``.
+
+    A gold chunk id in ``sources`` is taken as is. Otherwise the candidates are the
+    retriever's hits for the question and for question + answer (restricted to the gold
+    documents when ``sources`` names documents, and all their chunks if none is hit); the
+    one containing the largest share of the answer's words wins.
+
+    Returns:
+        The oracle chunk, or None if no candidate contains ``min_overlap`` of the answer.
+    """
+    corpus = corpus or _Corpus(retriever)
+    for src in sources:
+        if src in corpus.by_id:
+            return corpus.by_id[src]
+    candidates: list[Hit] = []
+    for query in (f"{question} {answer}", question):
+        candidates += retriever.search(query, k=fetch_k, hybrid=False, mmr=False, min_score=-1.0)
+    if sources:
+        in_gold = [h for h in candidates if any(source_matches(g, h.id, h.source) for g in sources)]
+        if not in_gold:
+            in_gold = [
+                h for h in corpus.hits if any(source_matches(g, h.id, h.source) for g in sources)
+            ]
+        candidates = in_gold
+    best: Hit | None = None
+    best_score = -1.0
+    for hit in candidates:
+        score = answer_recall(hit.text, answer)
+        if score > best_score:
+            best, best_score = hit, score
+    if best is None or best_score < min_overlap:
+        return None
+    return corpus.by_id.get(best.id, best)
+
+
+def make_raft_examples(
+    retriever: Retriever,
+    data: Any,
+    *,
+    n_distractors: int = 3,
+    p_oracle: float = 0.8,
+    distractors: str = "hard",
+    fetch_k: int = 20,
+    seed: int = 0,
+    system_prompt: str | None = None,
+    max_quote_chars: int = 300,
+    min_oracle_overlap: float = 0.5,
+) -> list[RaftExample]:
+    """Build RAFT examples for training questions from the live index.
+
+    Args:
+        retriever: The index the deployed pipeline retrieves from.
+        data: Training questions: a QA file (``question``/``answer``/``sources``), a chat
+            JSONL file (``{"messages": [...]}``, last user turn = question, last assistant
+            turn = answer), or a list of :class:`~phi3industry.evaluation.QAItem` / rows.
+        n_distractors: Distractors ``D`` per example.
+        p_oracle: Probability ``P`` that the oracle is among the documents.
+        distractors: ``"hard"`` (the retriever's top non-oracle hits for the question) or
+            ``"random"`` (random non-oracle chunks, as in the RAFT paper).
+        fetch_k: Hits searched for oracle candidates and hard negatives.
+        seed: Seed of the oracle draw, random distractors and shuffling.
+        system_prompt: System message (default: the Pipeline's).
+        max_quote_chars: Longest quote in the target answer.
+        min_oracle_overlap: Share of the answer's words the oracle must contain; questions
+            without such a chunk are skipped (with a warning).
+
+    Returns:
+        One example per question whose oracle was found.
+
+    Raises:
+        ConfigError: For a bad ``n_distractors``, ``p_oracle`` or ``distractors``.
+        DataFormatError: For malformed data, or when no question has an oracle.
+    """
+    from phi3industry.pipeline import DEFAULT_SYSTEM_PROMPT, _question_message, format_source
+
+    if not isinstance(n_distractors, int) or n_distractors < 0:
+        raise ConfigError(f"n_distractors must be an integer >= 0, got {n_distractors!r}.")
+    if not 0.0 <= float(p_oracle) <= 1.0:
+        raise ConfigError(f"p_oracle must be in [0, 1], got {p_oracle!r}.")
+    if distractors not in DISTRACTOR_KINDS:
+        raise ConfigError(
+            f"distractors must be one of {', '.join(DISTRACTOR_KINDS)}, got {distractors!r}."
+        )
+    items = _items(data)
+    corpus = _Corpus(retriever)
+    rng = random.Random(seed)
+    system = system_prompt or DEFAULT_SYSTEM_PROMPT
+    examples: list[RaftExample] = []
+    skipped: list[str] = []
+    for question, answer, sources in items:
+        oracle = find_oracle(
+            retriever,
+            question,
+            answer,
+            sources,
+            corpus=corpus,
+            fetch_k=fetch_k,
+            min_overlap=min_oracle_overlap,
+        )
+        if oracle is None:
+            skipped.append(question)
+            continue
+        chosen = _distractors(retriever, corpus, question, oracle, n_distractors, distractors, rng)
+        kept = rng.random() < p_oracle
+        documents = ([oracle] if kept else []) + chosen
+        rng.shuffle(documents)
+        n = next((i for i, d in enumerate(documents, 1) if d.id == oracle.id), None)
+        quote = supporting_quote(oracle.text, answer, max_quote_chars) if n else None
+        target = raft_target(answer, quote, n)
+        blocks = [format_source(i, doc) for i, doc in enumerate(documents, 1)]
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": _question_message(question, blocks)},
+            {"role": "assistant", "content": target},
+        ]
+        examples.append(RaftExample(question, answer, oracle, kept, documents, target, messages))
+    if skipped:
+        warnings.warn(
+            f"RAFT: no chunk of the index supports the answer of {len(skipped)} of "
+            f"{len(items)} questions (e.g. {skipped[0]!r}); they were skipped.",
+            stacklevel=2,
+        )
+    if not examples:
+        raise DataFormatError(
+            "RAFT: no training question has a supporting chunk in the index; check that the "
+            "index holds the documents the answers come from."
+        )
+    return examples
+
+
+def _distractors(
+    retriever: Retriever,
+    corpus: _Corpus,
+    question: str,
+    oracle: Hit,
+    n: int,
+    kind: str,
+    rng: random.Random,
+) -> list[Hit]:
+    chosen: list[Hit] = []
+    if n == 0:
+        return chosen
+    if kind == "hard":
+        hits = retriever.search(question, k=n + 4, hybrid=False, mmr=False, min_score=-1.0)
+        if len(hits) < n + 4:  # wide overlap with the oracle: look further down the ranking
+            hits = retriever.search(question, k=max(n + 20, 20), min_score=-1.0)
+        for hit in hits:
+            if len(chosen) == n:
+                break
+            if not _overlaps(hit, oracle) and all(not _overlaps(hit, c) for c in chosen):
+                chosen.append(corpus.by_id.get(hit.id, hit))
+    need = n - len(chosen)
+    if need > 0:
+        taken = {h.id for h in chosen}
+        pool = [h for h in corpus.hits if h.id not in taken and not _overlaps(h, oracle)]
+        chosen += rng.sample(pool, min(need, len(pool)))
+    return chosen
+
+
+def raft_records(retriever: Retriever, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Chat-format RAFT records (``{"messages": [...]}``) for the Tuner; see
+    :func:`make_raft_examples` for the arguments."""
+    return [ex.to_record() for ex in make_raft_examples(retriever, data, **kwargs)]
+
+
+def write_raft_jsonl(examples: Iterable[RaftExample], path: str | Path) -> Path:
+    """Write RAFT examples as chat JSONL (the Tuner reads it), one record per line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(ex.to_record(), ensure_ascii=False) for ex in examples]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+__all__ = [
+    "DISTRACTOR_KINDS",
+    "RaftExample",
+    "find_oracle",
+    "make_raft_examples",
+    "raft_records",
+    "raft_target",
+    "supporting_quote",
+    "write_raft_jsonl",
+]

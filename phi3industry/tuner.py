@@ -1,0 +1,927 @@
+"""LoRA / QLoRA / DoRA fine-tuning of Phi-3 (and Llama-style models) with peft.
+
+The traps of the Phi-3 CookBook recipes, and what the :class:`Tuner` does instead:
+
+* LoRA targets ``q_proj``/``v_proj`` do not exist in HF Phi-3 (its attention is one fused
+  ``qkv_proj`` and its MLP one fused ``gate_up_proj``): the default targets are the fused
+  modules, and every requested target is checked against the model before training
+  (:class:`~phi3industry.errors.TargetModulesError` lists the modules that exist).
+* Phi-3 pads with eos, so a collator masking padding also masks eos: the tokenizer pads with
+  ``<unk>`` (:func:`phi3industry.models.load_tokenizer`).
+* A hand-made template: examples are rendered with the model's own chat template and the
+  loss is on the assistant's answer only (:mod:`phi3industry.data`).
+* fp16 weights trained with fp16 AMP: precision ``auto`` is bf16 on GPUs that support it and
+  fp32 on CPU; trainable (adapter) weights are always fp32.
+* Padding to the maximum length: examples are packed without attention across examples.
+
+Example:
+    >>> from phi3industry import Tuner, TunerConfig
+    >>> tuner = Tuner(TunerConfig(model="smollm2-135m-instruct", max_steps=20,
+    ...                           output_dir="my-adapter"))
+    >>> result = tuner.train("qa_train.jsonl")  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phi3industry.config import TunerConfig
+from phi3industry.errors import ConfigError, DependencyMissingError, TargetModulesError
+
+if TYPE_CHECKING:
+    import torch
+
+CONFIG_FILE = "phi3industry-tune.yaml"
+METRICS_FILE = "metrics.json"
+LOG_FILE = "training_log.json"
+CURVE_FILE = "loss_curve.png"
+TERMS_FILE = "domain_terms.json"
+CHECKPOINT_DIR = "checkpoints"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+MIN_BNB_VERSION = "0.45"
+_MAX_EVAL_EXAMPLES = 64
+_MAX_EVAL_CHARS = 2000
+
+#: Default LoRA targets per architecture (``model_type``): every linear layer of each block.
+DEFAULT_TARGETS: dict[str, list[str]] = {
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "phi": ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"],
+}
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Tuner.train` did and measured.
+
+    Attributes:
+        output_dir: Directory holding the adapter, tokenizer, config, metrics and logs.
+        global_step: Optimizer steps taken.
+        train_loss: Mean training loss over the run.
+        metrics_before: Evaluation before training (held-out perplexity, domain-term
+            log-prob, general-text perplexity).
+        metrics_after: The same after training.
+        trainable_params: Parameters trained (the adapter).
+        total_params: All parameters of the wrapped model.
+        target_modules: The LoRA targets used.
+        train_tokens: Non-padding tokens in one pass over the training rows.
+        tokens_per_second: Non-padding tokens processed per second of training.
+        train_runtime: Seconds spent in the training loop.
+        log_history: The Trainer's log entries (loss, learning rate, ...).
+    """
+
+    output_dir: Path
+    global_step: int
+    train_loss: float
+    metrics_before: dict[str, float] = field(default_factory=dict)
+    metrics_after: dict[str, float] = field(default_factory=dict)
+    trainable_params: int = 0
+    total_params: int = 0
+    target_modules: list[str] | str = field(default_factory=list)
+    train_tokens: int = 0
+    tokens_per_second: float = 0.0
+    train_runtime: float = 0.0
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict."""
+        data = asdict(self)
+        data["output_dir"] = str(self.output_dir)
+        return data
+
+    def summary(self) -> str:
+        """A few human-readable lines: parameters, loss, before/after metrics."""
+        lines = [
+            f"Adapter saved to {self.output_dir}",
+            f"Trainable parameters: {self.trainable_params:,} of {self.total_params:,} "
+            f"({100 * self.trainable_params / max(1, self.total_params):.2f}%)",
+            f"Steps: {self.global_step}, mean train loss {self.train_loss:.4f}, "
+            f"{self.tokens_per_second:,.0f} tokens/s",
+        ]
+        for key in sorted(set(self.metrics_before) | set(self.metrics_after)):
+            before = self.metrics_before.get(key)
+            after = self.metrics_after.get(key)
+            lines.append(f"{key}: {_fmt(before)} -> {_fmt(after)}")
+        return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+# --------------------------------------------------------------------------------------
+# Precision, quantization, targets
+# --------------------------------------------------------------------------------------
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_precision(precision: str) -> str:
+    """Turn ``precision`` into ``"fp32"``, ``"bf16"`` or ``"fp16"`` for this machine.
+
+    ``auto`` is bf16 on a CUDA GPU that supports it, else fp32 (CPU, or older GPUs: fp16
+    AMP is only used when asked for).
+
+    Raises:
+        ConfigError: If bf16/fp16 is asked for where it cannot run.
+    """
+    import torch
+
+    cuda = _cuda_available()
+    if precision == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and not cuda:
+        raise ConfigError(
+            "precision='fp16' needs a CUDA GPU (fp16 mixed precision is not supported on "
+            "CPU). Use precision='auto' or 'fp32'."
+        )
+    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            "precision='bf16' was asked for but this GPU does not support bf16. Use "
+            "precision='fp16' or 'auto'."
+        )
+    return precision
+
+
+def _weights_dtype(precision: str) -> torch.dtype:
+    import torch
+
+    # fp16 keeps the frozen base in fp16 but the trainable adapter in fp32 (peft's default),
+    # so fp16 AMP never steps fp16 weights. bf16 on CPU runs as autocast over fp32 weights.
+    if precision == "bf16" and _cuda_available():
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    return torch.float32
+
+
+def require_bitsandbytes() -> Any:
+    """Import bitsandbytes, or raise a clear error with the install command."""
+    try:
+        import bitsandbytes
+    except ImportError as exc:
+        raise DependencyMissingError(
+            "method='qlora' needs bitsandbytes, which is not installed. Install it with: "
+            "pip install 'phi3industry[qlora]'"
+        ) from exc
+    from packaging.version import Version
+
+    version = getattr(bitsandbytes, "__version__", "0")
+    if Version(version) < Version(MIN_BNB_VERSION):
+        raise DependencyMissingError(
+            f"method='qlora' needs bitsandbytes >= {MIN_BNB_VERSION} (4-bit on CPU and GPU), "
+            f"found {version}. Upgrade with: pip install -U 'phi3industry[qlora]'"
+        )
+    return bitsandbytes
+
+
+def quantization_config(config: TunerConfig, precision: str) -> Any:
+    """The ``BitsAndBytesConfig`` for QLoRA (``None`` for LoRA/DoRA)."""
+    if config.method != "qlora":
+        return None
+    require_bitsandbytes()
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if config.load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = torch.bfloat16 if precision == "bf16" and _cuda_available() else torch.float32
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=config.bnb_4bit_quant_type,
+        bnb_4bit_use_double_quant=config.bnb_4bit_use_double_quant,
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def default_target_modules(model: Any) -> list[str] | str:
+    """Default LoRA targets for a model's architecture (``"all-linear"`` if unknown)."""
+    from phi3industry.models import model_family
+
+    return list(DEFAULT_TARGETS.get(model_family(model), [])) or "all-linear"
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """Short names (last path component) of the model's linear layers, lm_head excluded."""
+    import torch
+
+    names = set()
+    for name, module in model.named_modules():
+        short = name.rsplit(".", 1)[-1]
+        if short == "lm_head" or not name:
+            continue
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ in (
+            "Linear4bit",
+            "Linear8bitLt",
+        ):
+            names.add(short)
+    return sorted(names)
+
+
+def check_target_modules(model: Any, targets: list[str] | str) -> None:
+    """Check that every requested target names a linear layer of ``model``.
+
+    peft only fails when *no* target matches; a partial match (the CookBook's
+    ``q_proj``/``v_proj`` on a model with only ``qkv_proj``) trains a fraction of the
+    model silently. This check refuses both.
+
+    Raises:
+        TargetModulesError: Naming the targets that match nothing and the ones that exist.
+    """
+    if targets == "all-linear":
+        return
+    existing = linear_module_names(model)
+    module_names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in module_names)]
+    if missing:
+        from phi3industry.models import model_family
+
+        family = model_family(model)
+        hint = (
+            " (HF Phi-3 fuses attention into 'qkv_proj' and the MLP into 'gate_up_proj'; "
+            "the CookBook's q_proj/k_proj/v_proj/gate_proj/up_proj do not exist)"
+            if family == "phi3"
+            else ""
+        )
+        raise TargetModulesError(
+            f"target_modules {missing} match no module of this {family} model{hint}. "
+            f"Linear modules that exist: {', '.join(existing)}. Leave target_modules unset "
+            "for the architecture's default, or use 'all-linear'."
+        )
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts (4-bit weights counted as unpacked)."""
+    trainable = total = 0
+    for param in model.parameters():
+        n = param.numel()
+        if type(param).__name__ == "Params4bit":
+            n *= 2  # two 4-bit values per stored byte
+        total += n
+        if param.requires_grad:
+            trainable += n
+    return trainable, total
+
+
+def _verify_adapters(peft_model: Any, targets: list[str] | str) -> None:
+    """After wrapping: every requested target got an adapter in every layer where it exists."""
+    if targets == "all-linear":
+        return
+    from peft.tuners.lora import LoraLayer
+
+    for target in targets:
+        found = [
+            m for n, m in peft_model.named_modules() if n == target or n.endswith("." + target)
+        ]
+        wrapped = [m for m in found if isinstance(m, LoraLayer)]
+        if not wrapped or len(wrapped) != len(found):
+            raise TargetModulesError(
+                f"target module {target!r}: {len(wrapped)} of {len(found)} modules got a LoRA "
+                "adapter (only torch.nn.Linear-like layers can be adapted)."
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Logging and plotting
+# --------------------------------------------------------------------------------------
+
+
+def _training_callbacks(log_path: Path) -> list[Any]:
+    from transformers import TrainerCallback
+
+    class JsonLogCallback(TrainerCallback):  # type: ignore[misc]
+        """Append every log entry (loss, learning rate, ...) to a JSON-lines file."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if state.is_world_process_zero and logs:
+                with log_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    return [JsonLogCallback()]
+
+
+def plot_loss_curve(log_history: list[dict[str, Any]], out_file: Path) -> Path | None:
+    """Save the training-loss curve (and learning rate) as a PNG; None if nothing logged."""
+    points = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="train loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    lrs = [(e["step"], e["learning_rate"]) for e in log_history if "learning_rate" in e]
+    if lrs:
+        ax2 = ax.twinx()
+        ax2.plot([p[0] for p in lrs], [p[1] for p in lrs], color="tab:gray", ls="--", label="lr")
+        ax2.set_ylabel("learning rate")
+    ax.set_title("phi3industry fine-tuning")
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=100)
+    plt.close(fig)
+    return out_file
+
+
+# --------------------------------------------------------------------------------------
+# The Tuner
+# --------------------------------------------------------------------------------------
+
+
+class Tuner:
+    """Fine-tune a causal LM with LoRA, QLoRA or DoRA on domain text and Q&A.
+
+    Args:
+        config: The settings (default: ``TunerConfig()``).
+        **overrides: Settings that replace those of ``config``.
+
+    Example:
+        >>> from phi3industry import Tuner, TunerConfig
+        >>> tuner = Tuner(TunerConfig(model="tiny-phi3", max_steps=5, output_dir="out"))
+        >>> tuner.config.method
+        'lora'
+        >>> result = tuner.train([{"prompt": "What is MTBF?",
+        ...                        "completion": "Mean time between failures."}])  # doctest: +SKIP
+        >>> model = Tuner.load("out")  # doctest: +SKIP
+    """
+
+    def __init__(self, config: TunerConfig | None = None, **overrides: Any) -> None:
+        config = config or TunerConfig()
+        if overrides:
+            config = TunerConfig.from_dict({**config.to_dict(), **overrides})
+        self.config = config
+        self.precision = resolve_precision(config.precision)
+        if config.method == "qlora":
+            require_bitsandbytes()
+        self._tokenizer: Any = None
+        self._model: Any = None
+        self.domain_terms: list[str] = []
+        self.target_modules: list[str] | str = config.target_modules or []
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> Tuner:
+        """Build a Tuner from a YAML file of :class:`~phi3industry.config.TunerConfig` keys."""
+        return cls(TunerConfig.from_yaml(path), **overrides)
+
+    @classmethod
+    def from_adapter(cls, adapter_dir: str | Path, **overrides: Any) -> Tuner:
+        """Rebuild the Tuner that trained ``adapter_dir`` (for evaluate/merge/export)."""
+        adapter_dir = Path(adapter_dir)
+        _check_adapter_dir(adapter_dir)
+        cfg_file = adapter_dir / CONFIG_FILE
+        if cfg_file.is_file():
+            config = TunerConfig.from_yaml(cfg_file)
+        else:
+            base = json.loads((adapter_dir / "adapter_config.json").read_text())
+            config = TunerConfig(model=base["base_model_name_or_path"])
+        overrides.setdefault("output_dir", str(adapter_dir))
+        tuner = cls(config, **overrides)
+        terms = adapter_dir / TERMS_FILE
+        if terms.is_file():
+            tuner.domain_terms = json.loads(terms.read_text())
+        return tuner
+
+    # -- model and tokenizer ----------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Any:
+        """The base model's tokenizer (pad != eos, right padding, chat template)."""
+        if self._tokenizer is None:
+            from phi3industry.models import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.config.model, padding_side="right")
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The model being tuned: the base wrapped with a fresh adapter (built on first use)."""
+        if self._model is None:
+            self._model = self._build_model()
+        return self._model
+
+    def _load_base(self) -> Any:
+        from phi3industry.models import load_model
+
+        quant = quantization_config(self.config, self.precision)
+        kwargs: dict[str, Any] = {"dtype": _weights_dtype(self.precision)}
+        if quant is not None:
+            kwargs["quantization_config"] = quant
+            kwargs["device_map"] = {"": 0} if _cuda_available() else {"": "cpu"}
+            if not _cuda_available():
+                kwargs["dtype"] = None if self.config.load_in_8bit else _weights_dtype("fp32")
+        elif _cuda_available():
+            kwargs["device_map"] = {"": _local_device_index()}
+        return load_model(self.config.model, **kwargs)
+
+    def _build_model(self) -> Any:
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import set_seed
+
+        from phi3industry.models import stop_token_ids
+
+        cfg = self.config
+        base = self._load_base()
+        targets = cfg.target_modules or default_target_modules(base)
+        check_target_modules(base, targets)
+        if cfg.method == "qlora":
+            from peft import prepare_model_for_kbit_training
+
+            base = prepare_model_for_kbit_training(
+                base,
+                use_gradient_checkpointing=cfg.gradient_checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False},
+            )
+        base.generation_config.eos_token_id = stop_token_ids(self.tokenizer)
+        base.generation_config.pad_token_id = self.tokenizer.pad_token_id
+        base.config.pad_token_id = self.tokenizer.pad_token_id
+        set_seed(cfg.seed)
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=targets,
+            use_dora=cfg.method == "dora",
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(base, lora)
+        _verify_adapters(model, targets)
+        for param in model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()  # never step fp16/bf16 weights
+        self.target_modules = targets
+        return model
+
+    # -- training ---------------------------------------------------------------------
+
+    def _prepare_output_dir(self) -> Path:
+        out = Path(self.config.output_dir)
+        has_adapter = (out / ADAPTER_FILES[0]).is_file()
+        if has_adapter and not (self.config.overwrite_output_dir or self.config.resume):
+            raise ConfigError(
+                f"output_dir {out} already holds an adapter. Set overwrite_output_dir=True "
+                "(CLI: --overwrite-output-dir) to replace it, resume=True to continue its "
+                "training, or choose another output_dir."
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def _last_checkpoint(self, out: Path) -> str | None:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        ckpt = out / CHECKPOINT_DIR
+        return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+
+    def _training_arguments(self, out: Path, n_rows: int) -> Any:
+        from transformers import TrainingArguments
+
+        cfg = self.config
+        cuda = _cuda_available()
+        return TrainingArguments(
+            output_dir=str(out / CHECKPOINT_DIR),
+            per_device_train_batch_size=cfg.batch_size,
+            per_device_eval_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            learning_rate=cfg.learning_rate,
+            num_train_epochs=cfg.num_epochs,
+            max_steps=cfg.max_steps,
+            warmup_steps=cfg.warmup_ratio,
+            lr_scheduler_type="cosine",
+            weight_decay=0.0,
+            logging_steps=cfg.logging_steps,
+            save_strategy="steps",
+            save_steps=cfg.save_steps,
+            save_total_limit=2,
+            save_only_model=False,
+            eval_strategy="no",
+            report_to="none",
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            bf16=self.precision == "bf16",
+            fp16=self.precision == "fp16",
+            use_cpu=not cuda,
+            ddp_backend="gloo" if not cuda and _world_size() > 1 else None,
+            ddp_find_unused_parameters=False,
+            remove_unused_columns=False,
+            dataloader_pin_memory=cuda,
+            disable_tqdm=not cfg.progress,
+            activation_checkpointing=cfg.gradient_checkpointing,
+            activation_checkpointing_kwargs={"use_reentrant": False},
+        )
+
+    def train(self, data: Any, *, eval_data: Any = None) -> TrainResult:
+        """Fine-tune on ``data`` and save the adapter, tokenizer, config, metrics and logs.
+
+        Args:
+            data: A file, directory, list of files/rows, ``datasets.Dataset`` or
+                ``Retriever`` (see :func:`phi3industry.data.load_examples`).
+            eval_data: Held-out data in the same forms; default: ``eval_fraction`` of
+                ``data``.
+
+        Returns:
+            The :class:`TrainResult`, with metrics before and after training.
+
+        Raises:
+            ConfigError: If ``output_dir`` holds an adapter and neither
+                ``overwrite_output_dir`` nor ``resume`` is set.
+            DataFormatError: If the data is missing or has a bad row.
+            TargetModulesError: If ``target_modules`` do not match the model.
+        """
+        from transformers import Trainer
+
+        from phi3industry import data as data_mod
+        from phi3industry._tuning import metrics
+
+        cfg = self.config
+        out = self._prepare_output_dir()
+        examples = data_mod.load_examples(data)
+        if eval_data is not None:
+            train_ex, eval_ex = examples, data_mod.load_examples(eval_data)
+        else:
+            train_ex, eval_ex = data_mod.split_examples(examples, cfg.eval_fraction, cfg.seed)
+        tokenizer = self.tokenizer
+        rows, collator = data_mod.build_rows(
+            train_ex,
+            tokenizer,
+            max_length=cfg.max_length,
+            packing=cfg.packing,
+            completion_only_loss=cfg.completion_only_loss,
+            seed=cfg.seed,
+        )
+        eval_rows: list[dict[str, list[int]]] = []
+        if eval_ex:
+            eval_rows, _ = data_mod.build_rows(
+                eval_ex[:_MAX_EVAL_EXAMPLES],
+                tokenizer,
+                max_length=cfg.max_length,
+                packing=False,
+                completion_only_loss=cfg.completion_only_loss,
+            )
+        self.domain_terms = metrics.mine_domain_terms([e.plain_text() for e in train_ex])
+        # Bounded so that the before/after evaluation stays a small fraction of a CPU run.
+        eval_texts = [e.plain_text()[:_MAX_EVAL_CHARS] for e in eval_ex[:_MAX_EVAL_EXAMPLES]]
+
+        model = self.model
+        trainable, total = count_parameters(model)
+        counting = _CountingCollator(collator)
+        trainer = Trainer(
+            model=model,
+            args=self._training_arguments(out, len(rows)),
+            data_collator=counting,
+            train_dataset=data_mod.rows_to_dataset(rows),
+            processing_class=tokenizer,
+            callbacks=_training_callbacks(out / (LOG_FILE + "l")),
+        )
+        is_main = trainer.is_world_process_zero()
+        before = self._measure(eval_rows, eval_texts) if is_main else {}
+
+        resume_from = self._last_checkpoint(out) if cfg.resume else None
+        if cfg.resume and resume_from is None:
+            warnings.warn(
+                f"resume=True but {out / CHECKPOINT_DIR} holds no checkpoint; training from "
+                "the start.",
+                stacklevel=2,
+            )
+        model.config.use_cache = False
+        _restore_4bit_training_layout(model)
+        start = time.perf_counter()
+        output = trainer.train(resume_from_checkpoint=resume_from)
+        runtime = time.perf_counter() - start
+        model.config.use_cache = True
+        model.eval()
+
+        result = TrainResult(
+            output_dir=out,
+            global_step=int(output.global_step),
+            train_loss=float(output.training_loss),
+            trainable_params=trainable,
+            total_params=total,
+            target_modules=self.target_modules,
+            train_tokens=sum(len(r["input_ids"]) for r in rows),
+            tokens_per_second=counting.tokens / runtime if runtime else 0.0,
+            train_runtime=runtime,
+            log_history=list(trainer.state.log_history),
+        )
+        if is_main:
+            result.metrics_before = before
+            result.metrics_after = self._measure(eval_rows, eval_texts)
+            self._save(out, trainer, result)
+        return result
+
+    def _measure(
+        self, eval_rows: list[dict[str, list[int]]], eval_texts: list[str]
+    ) -> dict[str, float]:
+        """Held-out perplexity, domain-term log-prob and general-text perplexity."""
+        from phi3industry._tuning import metrics
+
+        model, tokenizer = self.model, self.tokenizer
+        was_training = model.training
+        model.eval()
+        out: dict[str, float] = {}
+        pad = int(tokenizer.pad_token_id or 0)
+        if eval_rows:
+            ppl, n = metrics.perplexity_of_rows(
+                model, eval_rows, batch_size=self.config.batch_size, pad_id=pad
+            )
+            out["eval_perplexity"] = ppl
+            out["eval_tokens"] = n
+        if eval_texts and self.domain_terms:
+            scores = metrics.text_metrics(
+                model,
+                tokenizer,
+                eval_texts,
+                terms=self.domain_terms,
+                max_length=self.config.max_length,
+                batch_size=self.config.batch_size,
+            )
+            for key in ("domain_term_logprob", "domain_term_perplexity"):
+                if key in scores:
+                    out[key] = scores[key]
+        out["general_perplexity"] = metrics.general_perplexity(
+            model, tokenizer, max_length=self.config.max_length
+        )
+        if was_training:
+            model.train()
+        return out
+
+    def _save(self, out: Path, trainer: Any, result: TrainResult) -> None:
+        self.model.save_pretrained(str(out))
+        self.tokenizer.save_pretrained(str(out))
+        self.model.generation_config.save_pretrained(str(out))
+        self.config.to_yaml(out / CONFIG_FILE)
+        (out / TERMS_FILE).write_text(json.dumps(self.domain_terms, indent=1))
+        (out / LOG_FILE).write_text(json.dumps(result.log_history, indent=1))
+        plot_loss_curve(result.log_history, out / CURVE_FILE)
+        summary = {k: v for k, v in result.to_dict().items() if k != "log_history"}
+        (out / METRICS_FILE).write_text(json.dumps(summary, indent=2, default=_json_default))
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def evaluate(self, texts: str | list[str]) -> dict[str, float]:
+        """Score held-out texts with the current model (the adapter once trained).
+
+        Args:
+            texts: One text or several (raw domain text).
+
+        Returns:
+            ``perplexity`` and ``num_tokens`` on ``texts``; ``domain_term_logprob`` (mean
+            log-prob, nats/token, of the domain terms' tokens where they occur: higher is
+            better) and ``domain_term_perplexity`` when terms occur; ``general_perplexity``
+            on the bundled general-English sample (forgetting).
+        """
+        from phi3industry._tuning import metrics
+
+        if isinstance(texts, str):
+            texts = [texts]
+        terms = self.domain_terms or metrics.mine_domain_terms(texts)
+        model = self.model
+        model.eval()
+        out = metrics.text_metrics(
+            model,
+            self.tokenizer,
+            texts,
+            terms=terms,
+            max_length=self.config.max_length,
+            batch_size=self.config.batch_size,
+        )
+        out["general_perplexity"] = metrics.general_perplexity(
+            model, self.tokenizer, max_length=self.config.max_length
+        )
+        return out
+
+    # -- loading, merging, export ---------------------------------------------------------
+
+    @staticmethod
+    def load(adapter_dir: str | Path, *, merge: bool = False, dtype: Any = None) -> Any:
+        """Load a saved adapter onto its (16-bit or fp32, unquantized) base model.
+
+        Args:
+            adapter_dir: A directory written by :meth:`train`.
+            merge: Merge the adapter into the base weights (a plain transformers model).
+            dtype: Weights dtype of the base (default: fp32 on CPU, bf16 on capable GPUs).
+
+        Returns:
+            The model in eval mode, its generation config stopping at the chat turn end
+            (``<|end|>`` for Phi-3) as well as eos.
+        """
+        from peft import PeftModel
+
+        from phi3industry.models import load_model, stop_token_ids
+
+        adapter_dir = Path(adapter_dir)
+        _check_adapter_dir(adapter_dir)
+        base_name = json.loads((adapter_dir / "adapter_config.json").read_text())[
+            "base_model_name_or_path"
+        ]
+        if dtype is None:
+            dtype = _weights_dtype(resolve_precision("auto"))
+        base = load_model(base_name, dtype=dtype)
+        model = PeftModel.from_pretrained(base, str(adapter_dir))
+        tokenizer = _adapter_tokenizer(adapter_dir, base_name)
+        model.generation_config.eos_token_id = stop_token_ids(tokenizer)
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        if merge:
+            model = model.merge_and_unload()
+        model.eval()
+        return model
+
+    def merge(self, out_dir: str | Path, *, dtype: str = "bfloat16") -> Path:
+        """Write base + adapter merged as a 16-bit safetensors model (with the tokenizer).
+
+        For QLoRA the adapter is merged into the original 16-bit base weights reloaded
+        unquantized, not into dequantized 4-bit ones.
+
+        Args:
+            out_dir: Directory to write.
+            dtype: ``"bfloat16"`` (default), ``"float16"`` or ``"float32"``.
+
+        Returns:
+            ``out_dir``.
+        """
+        return merge_adapter(self.config.output_dir, out_dir, dtype=dtype)
+
+    def export_gguf(self, out_file: str | Path, *, quantization: str = "f16") -> Path:
+        """Merge the adapter and write the model as a GGUF file (llama.cpp / Ollama).
+
+        Args:
+            out_file: The ``.gguf`` file to write.
+            quantization: ``"f32"``, ``"f16"`` or ``"q8_0"``.
+
+        Returns:
+            ``out_file``.
+        """
+        from phi3industry._tuning.export import export_gguf
+
+        return export_gguf(self.config.output_dir, out_file, quantization=quantization)
+
+
+class _CountingCollator:
+    """Wrap a collator and count the non-padding tokens it hands to the model."""
+
+    def __init__(self, collator: Any) -> None:
+        self.collator = collator
+        self.tokens = 0
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> Any:
+        self.tokens += sum(len(r["input_ids"]) for r in rows)
+        return self.collator(rows)
+
+
+def _restore_4bit_training_layout(model: Any) -> None:
+    """Undo bitsandbytes' CPU inference packing of 4-bit weights before training.
+
+    On CPUs with AVX512-BF16, a ``Linear4bit`` run in eval mode repacks its weight for a
+    fast inference kernel that has no autograd support, and keeps it packed: training
+    afterwards (e.g. after the "before" evaluation) silently gets no gradient through the
+    frozen base layers. Repacking back restores the differentiable path.
+    """
+    for module in model.modules():
+        weight: Any = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        if (
+            weight is not None
+            and state is not None
+            and getattr(state, "packing_format_for_cpu", False)
+        ):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                weight.data, state
+            )
+
+
+def _local_device_index() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def _check_adapter_dir(adapter_dir: Path) -> None:
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise ConfigError(
+            f"{adapter_dir} is not an adapter directory (no adapter_config.json). Give the "
+            "output_dir of a finished `phi3industry tune` run."
+        )
+
+
+def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, dtype: str = "bfloat16") -> Path:
+    """Merge a saved adapter into its unquantized base and save it (see :meth:`Tuner.merge`)."""
+    import torch
+
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise ConfigError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}.")
+    adapter_dir = Path(adapter_dir)
+    # Merge in fp32 (exact), then cast once.
+    model = Tuner.load(adapter_dir, merge=True, dtype=torch.float32)
+    model = model.to(getattr(torch, dtype))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    base_name = json.loads((adapter_dir / "adapter_config.json").read_text())[
+        "base_model_name_or_path"
+    ]
+    _adapter_tokenizer(adapter_dir, base_name).save_pretrained(str(out))
+    return out
+
+
+def _adapter_tokenizer(adapter_dir: Path, base_name: str) -> Any:
+    """The tokenizer saved beside an adapter (already fixed), else the base model's."""
+    if (adapter_dir / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(adapter_dir))
+    from phi3industry.models import load_tokenizer
+
+    return load_tokenizer(base_name)
+
+
+def sample_kb_dir() -> Path:
+    """The bundled sample knowledge base (docs of a fictional company + ``qa_train.jsonl``)."""
+    return Path(__file__).resolve().parent / "assets" / "sample_kb"
+
+
+def tune_sample_adapter(
+    output_dir: str | Path,
+    *,
+    model: str = "smollm2-135m-instruct",
+    max_steps: int = 20,
+    progress: bool = True,
+    **overrides: Any,
+) -> TrainResult:
+    """Tune a small LoRA adapter on the bundled sample knowledge base (the demo's hook).
+
+    Trains on the knowledge base's documents (raw text) and its ``qa_train.jsonl`` chat
+    Q&A (20 steps of 4 x 128 tokens with ``smollm2-135m-instruct``: a few minutes on 2
+    busy CPU cores; lower ``max_steps`` for a quicker demo).
+
+    Args:
+        output_dir: Where the adapter goes (replaced if it exists).
+        model: Base model.
+        max_steps: Optimizer steps.
+        progress: Show the progress bar.
+        **overrides: Other :class:`~phi3industry.config.TunerConfig` settings.
+
+    Returns:
+        The :class:`TrainResult` (``summary()`` prints before/after metrics).
+    """
+    kb = sample_kb_dir()
+    settings: dict[str, Any] = {
+        "model": model,
+        "output_dir": str(output_dir),
+        "overwrite_output_dir": True,
+        "max_steps": max_steps,
+        "batch_size": 4,
+        "max_length": 128,
+        "learning_rate": 1e-3,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "eval_fraction": 0.1,
+        "save_steps": max(max_steps, 1),
+        "logging_steps": 5,
+        "progress": progress,
+    }
+    settings.update(overrides)
+    tuner = Tuner(TunerConfig(**settings))
+    return tuner.train([kb / "docs", kb / "qa_train.jsonl"])
+
+
+__all__ = [
+    "DEFAULT_TARGETS",
+    "TrainResult",
+    "Tuner",
+    "check_target_modules",
+    "count_parameters",
+    "default_target_modules",
+    "merge_adapter",
+    "resolve_precision",
+    "sample_kb_dir",
+    "tune_sample_adapter",
+]
