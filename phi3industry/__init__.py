@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 # Public name -> module that defines it; resolved on first attribute access.
 _LAZY: dict[str, str] = {
     "Answer": "phi3industry.pipeline",
+    "EvalConfig": "phi3industry.evaluation",
     "Hit": "phi3industry.retriever",
     "Pipeline": "phi3industry.pipeline",
     "PipelineConfig": "phi3industry.config",
@@ -40,6 +41,8 @@ _LAZY: dict[str, str] = {
     "TrainResult": "phi3industry.tuner",
     "Tuner": "phi3industry.tuner",
     "TunerConfig": "phi3industry.config",
+    "advise": "phi3industry.advisor",
+    "evaluate": "phi3industry.evaluation",
 }
 
 if TYPE_CHECKING:
@@ -68,6 +71,7 @@ __all__ = [
     "DependencyMissingError",
     "DocumentError",
     "EmbedderMismatchError",
+    "EvalConfig",
     "GenerationError",
     "Hit",
     "IndexLockedError",
@@ -84,4 +88,6 @@ __all__ = [
     "Tuner",
     "TunerConfig",
     "__version__",
+    "advise",
+    "evaluate",
 ]

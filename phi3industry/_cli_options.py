@@ -65,9 +65,12 @@ def config_options(
         for fld in dataclasses.fields(config_cls):  # type: ignore[arg-type]
             if fld.name in skip or fld.name in taken:
                 continue
+            flag = f"--{fld.name.replace('_', '-')}"
+            if hints[fld.name] is bool:
+                flag = f"{flag}/--no-{fld.name.replace('_', '-')}"
             option = typer.Option(
                 None,
-                f"--{fld.name.replace('_', '-')}",
+                flag,
                 help=fld.metadata.get("help", ""),
                 rich_help_panel=panel,
                 show_default=False,

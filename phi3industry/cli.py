@@ -265,22 +265,89 @@ def merge(
         typer.echo(f"GGUF written to {gguf_path}")
 
 
+def _eval_config_cls() -> Any:
+    from phi3industry.evaluation import EvalConfig
+
+    return EvalConfig
+
+
+def _profile_cls() -> Any:
+    from phi3industry.advisor import Profile
+
+    return Profile
+
+
+@app.command("eval")
+@config_options(_eval_config_cls(), panel="Evaluation settings")
+def eval_(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Measure base vs RAG vs fine-tuned vs both (and RAFT) on your questions; write a report."""
+    from phi3industry.evaluation import EvalConfig, run_eval
+
+    report = run_eval(build_config(EvalConfig, config, overrides or {}))
+    if as_json:
+        data = report.to_dict()
+        for body in data["strategies"].values():
+            body.pop("records", None)
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        typer.echo(report.table())
+
+
+def _ask_profile() -> dict[str, Any]:
+    from phi3industry.advisor import DATA_CHANGES
+
+    changes = typer.prompt(
+        f"How often does the knowledge change? ({', '.join(DATA_CHANGES)})", default="rarely"
+    )
+    return {
+        "data_changes": changes.strip().lower(),
+        "training_examples": typer.prompt(
+            "How many quality Q&A / instruction examples could you train on?", default=0, type=int
+        ),
+        "needs_external_data": typer.confirm("Do answers need external or fresh data?"),
+        "specialized_language": typer.confirm("Do specialized vocabulary and phrasing matter?"),
+        "traceable_sources": typer.confirm("Must answers show their sources?"),
+        "synthesizes_sources": typer.confirm("Do answers combine knowledge from several sources?"),
+        "automated_workflow": typer.confirm("Does it drive an automated business workflow?"),
+    }
+
+
+@app.command()
+@config_options(_profile_cls(), panel="Use case")
+def advise(
+    config: ConfigOption = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="report.json (or its directory) from `phi3industry eval`."),
+    ] = None,
+    as_json: JsonOption = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Recommend RAG, fine-tuning or both: rules of thumb, decided by an eval report if given."""
+    from phi3industry.advisor import Profile
+    from phi3industry.advisor import advise as run_advise
+
+    answers = overrides or {}
+    if config is None and not answers and sys.stdin.isatty():
+        answers = _ask_profile()
+    advice = run_advise(build_config(Profile, config, answers), report=report)
+    if as_json:
+        typer.echo(json.dumps(advice.to_dict(), indent=2))
+    else:
+        typer.echo(advice.format())
+
+
 def main() -> None:
-    """Run the CLI, turning library errors into one line and exit code 1."""
+    """Run the CLI, turning library errors into one line and exit code 1.
+
+    Usage errors (unknown flag, missing argument) are reported by typer with exit code 2.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except Phi3IndustryError as exc:
         typer.secho(f"Error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(1)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

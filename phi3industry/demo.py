@@ -13,19 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from phi3industry.config import RetrieverConfig
+from phi3industry.tuner import sample_kb_dir
 
 DEMO_MODEL = "smollm2-135m-instruct"
 STRATEGIES = ("base", "rag", "finetuned", "rag+finetuned")
 
 
-def sample_kb_dir() -> Path:
+def sample_docs_dir() -> Path:
     """Return the bundled sample knowledge base's documents (a fictional company's)."""
-    return Path(__file__).parent / "assets" / "sample_kb" / "docs"
+    return sample_kb_dir() / "docs"
 
 
 def sample_questions() -> list[dict[str, Any]]:
     """Return the sample knowledge base's evaluation questions (question, answer, sources)."""
-    path = Path(__file__).parent / "assets" / "sample_kb" / "questions.jsonl"
+    path = sample_kb_dir() / "questions.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
@@ -33,11 +34,24 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _quiet_libraries() -> None:
+    """Keep the demo's output to what it shows: no weight-loading bars or library chatter."""
+    import logging
+    import warnings
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("root").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 def _ingest_and_search(output: Path, n_questions: int) -> Any:
     from phi3industry.retriever import Retriever
 
     retriever = Retriever(RetrieverConfig(path=str(output / "index")))
-    report = retriever.sync([sample_kb_dir()])
+    report = retriever.sync([sample_docs_dir()])
     _say(f"\n-- 1. Ingest --\n{report.summary()}")
     stats = retriever.stats()
     _say(
@@ -114,9 +128,10 @@ def run_demo(
         search_only: Stop after ingest and search (no model needed).
     """
     output.mkdir(parents=True, exist_ok=True)
+    _quiet_libraries()
     started = time.perf_counter()
     _say("== phi3industry demo (offline) ==")
-    _say(f"Knowledge base: {sample_kb_dir()}")
+    _say(f"Knowledge base: {sample_docs_dir()}")
     retriever = _ingest_and_search(output, questions)
     if not search_only:
         adapter = _tune(output, tune_steps, retune)

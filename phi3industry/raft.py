@@ -1,7 +1,7 @@
-"""RAFT training data from the live index (Zhang et al. 2024, "RAFT: Adapting Language Model
-to Domain Specific RAG").
+"""RAFT training data from the live index.
 
-For each training question the model is shown numbered sources, exactly as the
+RAFT (Zhang et al. 2024, "RAFT: Adapting Language Model to Domain Specific RAG"): for each
+training question the model is shown numbered sources, exactly as the
 :class:`~phi3industry.pipeline.Pipeline` shows them at answer time: the oracle chunk (the
 one that supports the answer) plus ``D`` distractors, shuffled. With probability
 ``1 - p_oracle`` the oracle is left out, so that the model also learns the domain and does
@@ -16,7 +16,7 @@ Example:
     >>> from phi3industry import Retriever, Tuner, TunerConfig
     >>> from phi3industry.raft import make_raft_examples
     >>> retriever = Retriever.open("kb-index")  # doctest: +SKIP
-    >>> examples = make_raft_examples(retriever, "qa_train.jsonl", n_distractors=3)  # doctest: +SKIP
+    >>> examples = make_raft_examples(retriever, "qa_train.jsonl")  # doctest: +SKIP
     >>> records = [ex.to_record() for ex in examples]  # doctest: +SKIP
     >>> Tuner(TunerConfig(model="smollm2-135m-instruct")).train(records)  # doctest: +SKIP
 """
@@ -178,6 +178,7 @@ def find_oracle(
     corpus: _Corpus | None = None,
     fetch_k: int = 20,
     min_overlap: float = 0.5,
+    question_hits: Sequence[Hit] | None = None,
 ) -> Hit | None:
     """Find the chunk that supports ``answer``.
 
@@ -186,6 +187,16 @@ def find_oracle(
     documents when ``sources`` names documents, and all their chunks if none is hit); the
     one containing the largest share of the answer's words wins.
 
+    Args:
+        retriever: The index.
+        question: The training question.
+        answer: Its reference answer.
+        sources: Gold chunk ids or document paths, if known.
+        corpus: The index's chunks, when already read.
+        fetch_k: Hits searched per query.
+        min_overlap: Share of the answer's words the oracle must contain.
+        question_hits: The retriever's hits for ``question``, when already searched.
+
     Returns:
         The oracle chunk, or None if no candidate contains ``min_overlap`` of the answer.
     """
@@ -193,8 +204,9 @@ def find_oracle(
     for src in sources:
         if src in corpus.by_id:
             return corpus.by_id[src]
-    candidates: list[Hit] = []
-    for query in (f"{question} {answer}", question):
+    candidates = list(question_hits) if question_hits is not None else []
+    queries = [f"{question} {answer}"] + ([] if question_hits is not None else [question])
+    for query in queries:
         candidates += retriever.search(query, k=fetch_k, hybrid=False, mmr=False, min_score=-1.0)
     if sources:
         in_gold = [h for h in candidates if any(source_matches(g, h.id, h.source) for g in sources)]
@@ -269,6 +281,12 @@ def make_raft_examples(
     examples: list[RaftExample] = []
     skipped: list[str] = []
     for question, answer, sources in items:
+        # One search for the question serves both the oracle lookup and the hard negatives.
+        hits = None
+        if distractors == "hard" and n_distractors > 0:
+            hits = retriever.search(
+                question, k=max(fetch_k, n_distractors + 4), hybrid=False, mmr=False, min_score=-1.0
+            )
         oracle = find_oracle(
             retriever,
             question,
@@ -277,11 +295,12 @@ def make_raft_examples(
             corpus=corpus,
             fetch_k=fetch_k,
             min_overlap=min_oracle_overlap,
+            question_hits=hits,
         )
         if oracle is None:
             skipped.append(question)
             continue
-        chosen = _distractors(retriever, corpus, question, oracle, n_distractors, distractors, rng)
+        chosen = _distractors(corpus, hits or [], oracle, n_distractors, rng)
         kept = rng.random() < p_oracle
         documents = ([oracle] if kept else []) + chosen
         rng.shuffle(documents)
@@ -310,26 +329,18 @@ def make_raft_examples(
 
 
 def _distractors(
-    retriever: Retriever,
-    corpus: _Corpus,
-    question: str,
-    oracle: Hit,
-    n: int,
-    kind: str,
-    rng: random.Random,
+    corpus: _Corpus, hits: Sequence[Hit], oracle: Hit, n: int, rng: random.Random
 ) -> list[Hit]:
+    """Pick ``n`` distractors: the first ``hits`` that do not overlap the oracle or each other.
+
+    Random chunks top them up (all are random when ``hits`` is empty).
+    """
     chosen: list[Hit] = []
-    if n == 0:
-        return chosen
-    if kind == "hard":
-        hits = retriever.search(question, k=n + 4, hybrid=False, mmr=False, min_score=-1.0)
-        if len(hits) < n + 4:  # wide overlap with the oracle: look further down the ranking
-            hits = retriever.search(question, k=max(n + 20, 20), min_score=-1.0)
-        for hit in hits:
-            if len(chosen) == n:
-                break
-            if not _overlaps(hit, oracle) and all(not _overlaps(hit, c) for c in chosen):
-                chosen.append(corpus.by_id.get(hit.id, hit))
+    for hit in hits:
+        if len(chosen) == n:
+            break
+        if not _overlaps(hit, oracle) and all(not _overlaps(hit, c) for c in chosen):
+            chosen.append(corpus.by_id.get(hit.id, hit))
     need = n - len(chosen)
     if need > 0:
         taken = {h.id for h in chosen}
@@ -339,8 +350,10 @@ def _distractors(
 
 
 def raft_records(retriever: Retriever, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Chat-format RAFT records (``{"messages": [...]}``) for the Tuner; see
-    :func:`make_raft_examples` for the arguments."""
+    """Return chat-format RAFT records (``{"messages": [...]}``) for the Tuner.
+
+    See :func:`make_raft_examples` for the arguments.
+    """
     return [ex.to_record() for ex in make_raft_examples(retriever, data, **kwargs)]
 
 

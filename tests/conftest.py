@@ -36,13 +36,20 @@ def _isolated_env(
     yield
 
 
-@pytest.fixture(scope="session")
-def _session_env(session_cache: Path) -> Iterator[None]:
-    """The offline, session-cache environment, for session fixtures built before `_isolated_env`."""
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The offline, session-cache environment, also for module and session fixtures.
+
+    Autouse at session scope, so it is in place before any module fixture builds a model:
+    nothing a test session does reaches the user's real home or cache.
+    """
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(tmp_path_factory.mktemp("session-home")))
         mp.setenv("PHI3INDUSTRY_CACHE", str(session_cache))
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        mp.setenv("HF_DATASETS_OFFLINE", "1")
+        mp.setenv("ANONYMIZED_TELEMETRY", "False")
         mp.setenv("TOKENIZERS_PARALLELISM", "false")
         yield
 

@@ -110,3 +110,38 @@ def test_tuner_config_rejects(kwargs: dict[str, object], match: str) -> None:
 def test_tuner_config_target_modules_from_string() -> None:
     assert TunerConfig(target_modules="qkv_proj, o_proj").target_modules == ["qkv_proj", "o_proj"]
     assert TunerConfig(target_modules="all-linear").target_modules == "all-linear"
+
+
+def test_cli_flags_come_from_the_config_dataclasses() -> None:
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    from phi3industry.cli import app
+
+    result = CliRunner().invoke(app, ["ingest", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    skipped = {"path", "k", "hybrid", "mmr", "min_score", "mmr_lambda"}
+    for fld in dataclasses.fields(RetrieverConfig):
+        if fld.name not in skipped:
+            assert f"--{fld.name.replace('_', '-')}" in result.output, fld.name
+    assert "--no-progress" in result.output
+
+
+def test_cli_flag_values_reach_the_config(tmp_path: Path) -> None:
+    from phi3industry._cli_options import build_config
+
+    (tmp_path / "r.yaml").write_text("path: idx\nchunk_size: 100\nhybrid: true\n")
+    cfg = build_config(RetrieverConfig, tmp_path / "r.yaml", {"chunk_overlap": 10})
+    assert (cfg.path, cfg.chunk_size, cfg.chunk_overlap, cfg.hybrid) == ("idx", 100, 10, True)
+    with pytest.raises(ConfigError, match="chunk_overlap must be"):
+        build_config(RetrieverConfig, tmp_path / "r.yaml", {"chunk_overlap": 100})
+
+
+def test_cli_usage_errors_are_short_and_exit_2() -> None:
+    out = subprocess.run(
+        ["phi3industry", "search", "--bogus"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 2
+    assert "No such option: --bogus" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -240,8 +240,13 @@ class Comparison:
 
     @property
     def significant(self) -> bool:
-        """Whether the 95% interval of the difference excludes zero."""
-        return self.diff.n > 1 and (self.diff.low > 0 or self.diff.high < 0)
+        """Whether the 95% interval excludes zero and the permutation test agrees (p < 0.05).
+
+        With few questions the percentile bootstrap is too narrow; the sign-flip test
+        guards against calling such a difference significant.
+        """
+        excludes_zero = self.diff.low > 0 or self.diff.high < 0
+        return self.diff.n > 1 and excludes_zero and self.p_value < 0.05
 
     def to_dict(self) -> dict[str, Any]:
         """Return the comparison as a JSON-ready dict."""

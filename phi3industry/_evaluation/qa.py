@@ -71,7 +71,9 @@ def _text_list(value: Any, where: str, name: str, *, allow_empty: bool) -> list[
             try:
                 value = json.loads(text)
             except ValueError as exc:
-                raise DataFormatError(f"{where}: field {name!r} is not a valid JSON list: {exc}.")
+                raise DataFormatError(
+                    f"{where}: field {name!r} is not a valid JSON list: {exc}."
+                ) from exc
         elif name == "sources":
             value = [p for p in re.split(r"[;|]", text) if p.strip()]
         else:

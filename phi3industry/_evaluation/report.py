@@ -197,7 +197,9 @@ class Report:
 
     def table(self) -> str:
         """Return the metric table as Markdown: mean [95% CI], in percent; latency in s."""
-        keys = [k for k in (*METRICS, LATENCY) if any(k in r.metrics for r in self.results.values())]
+        keys = [
+            k for k in (*METRICS, LATENCY) if any(k in r.metrics for r in self.results.values())
+        ]
         header = "| strategy | " + " | ".join(_LABELS[k] for k in keys) + " |"
         lines = [header, "|" + "---|" * (len(keys) + 1)]
         for name, result in self.results.items():
@@ -276,7 +278,8 @@ class Report:
         width = 0.8 / max(1, len(names))
         x = np.arange(len(keys))
         for i, name in enumerate(names):
-            means, errs = [], [[], []]
+            means: list[float] = []
+            errs: list[list[float]] = [[], []]
             for key in keys:
                 est = self.results[name].metrics.get(key)
                 ok = est is not None and est.n > 0 and not math.isnan(est.mean)
