@@ -46,7 +46,10 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from phi3industry.config import RetrieverConfig, TunerConfig
+    from phi3industry.advisor import advise
+    from phi3industry.config import PipelineConfig, RetrieverConfig, TunerConfig
+    from phi3industry.evaluation import EvalConfig, evaluate
+    from phi3industry.pipeline import Answer, Pipeline
     from phi3industry.retriever import Hit, Retriever, SyncReport
     from phi3industry.tuner import TrainResult, Tuner
 

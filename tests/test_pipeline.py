@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _corpus import TOPICS
 
 from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
 from phi3industry.errors import ConfigError, QueryError
@@ -18,25 +19,7 @@ from phi3industry.generation import LocalGenerator
 from phi3industry.pipeline import Answer, format_source, merge_overlapping, parse_citations
 from phi3industry.retriever import Hit
 
-DOCS = {
-    "battery.md": (
-        "# Battery\n\nThe AR7 robot uses a 48 V lithium battery pack.\n\n"
-        "## Error E4711\n\nError code E4711 means the battery pack overheated. "
-        "Let it cool for thirty minutes before charging again.\n"
-    ),
-    "returns.md": (
-        "# Returns policy\n\nCustomers may return unused parts within 30 days of delivery. "
-        "Refunds are issued to the original payment method within five business days.\n"
-    ),
-    "safety.md": (
-        "# Safety\n\nAlways press the red emergency stop button before opening the chassis. "
-        "Wear gloves when handling the gripper.\n"
-    ),
-    "network.md": (
-        "# Networking\n\nThe robot connects to the warehouse Wi-Fi on the 5 GHz band. "
-        "Configure the SSID in the fleet console under Settings > Network.\n"
-    ),
-}
+DOCS = TOPICS
 QUESTION = "What does error E4711 mean?"
 OFF_TOPIC = "What is the capital of Mongolia?"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _corpus import TOPICS
 
 from phi3industry.errors import ConfigError, DataFormatError
 from phi3industry.evaluation import QAItem
@@ -23,22 +24,11 @@ from phi3industry.raft import (
 )
 
 DOCS = {
+    **TOPICS,
     "battery.md": (
         "# Battery\n\nThe AR7 robot uses a 48 V lithium battery pack. A full charge takes "
         "75 minutes on the CD-2 dock.\n\n## Error E4711\n\nError code E4711 means the battery "
         "pack overheated. Let it cool for thirty minutes before charging again.\n"
-    ),
-    "returns.md": (
-        "# Returns policy\n\nCustomers may return unused parts within 30 days of delivery. "
-        "Refunds are issued to the original payment method within five business days.\n"
-    ),
-    "safety.md": (
-        "# Safety\n\nAlways press the red emergency stop button before opening the chassis. "
-        "Wear gloves when handling the gripper.\n"
-    ),
-    "network.md": (
-        "# Networking\n\nThe robot connects to the warehouse Wi-Fi on the 5 GHz band. "
-        "Configure the SSID in the fleet console under Settings > Network.\n"
     ),
     "speed.md": "# Speed\n\nIn shared zones robots drive at most 1.0 m/s near people.\n",
 }
