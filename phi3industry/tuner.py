@@ -29,6 +29,7 @@ import math
 import os
 import time
 import warnings
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -485,10 +486,19 @@ class Tuner:
         return out
 
     def _last_checkpoint(self, out: Path) -> str | None:
-        from transformers.trainer_utils import get_last_checkpoint
+        """The newest *complete* checkpoint (None if there is none).
 
+        The Trainer writes ``trainer_state.json`` last, so a run killed while saving leaves
+        a ``checkpoint-N`` without it; transformers' ``get_last_checkpoint`` would pick that
+        one and resuming would fail.
+        """
         ckpt = out / CHECKPOINT_DIR
-        return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+        done = [
+            d
+            for d in ckpt.glob("checkpoint-*")
+            if d.name.split("-", 1)[1].isdigit() and (d / "trainer_state.json").is_file()
+        ]
+        return str(max(done, key=lambda d: int(d.name.split("-", 1)[1]))) if done else None
 
     def _training_arguments(self, out: Path, n_rows: int) -> Any:
         from transformers import TrainingArguments
@@ -602,8 +612,12 @@ class Tuner:
             )
         model.config.use_cache = False
         _restore_4bit_training_layout(model)
+        hook = counting.attach(model)
         start = time.perf_counter()
-        output = trainer.train(resume_from_checkpoint=resume_from)
+        try:
+            output = trainer.train(resume_from_checkpoint=resume_from)
+        finally:
+            hook.remove()
         runtime = time.perf_counter() - start
         model.config.use_cache = True
         model.eval()
@@ -774,15 +788,31 @@ class Tuner:
 
 
 class _CountingCollator:
-    """Wrap a collator and count the non-padding tokens it hands to the model."""
+    """Wrap a collator and count the non-padding tokens of the batches the model trains on.
+
+    The dataloader collates one batch ahead (accelerate looks ahead to spot the last
+    batch), so counting at collation would include a batch that is never trained on when
+    ``max_steps`` stops mid-epoch; counts wait in a queue until the model's forward takes
+    them (:meth:`attach`).
+    """
 
     def __init__(self, collator: Any) -> None:
         self.collator = collator
         self.tokens = 0
+        self._pending: deque[int] = deque()
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> Any:
-        self.tokens += sum(len(r["input_ids"]) for r in rows)
+        self._pending.append(sum(len(r["input_ids"]) for r in rows))
         return self.collator(rows)
+
+    def attach(self, model: Any) -> Any:
+        """Count a pending batch at each forward of ``model``; returns the hook handle."""
+
+        def count(_module: Any, _args: Any) -> None:
+            if self._pending:
+                self.tokens += self._pending.popleft()
+
+        return model.register_forward_pre_hook(count)
 
 
 def _restore_4bit_training_layout(model: Any) -> None:
