@@ -58,6 +58,13 @@ COMMON: dict[str, Any] = {
     "seed": 0,
 }
 MODELS = {"smollm2": "smollm2-135m-instruct", "tiny-phi3": "tiny-phi3"}
+#: Training data regimes: the whole knowledge base (long documents + Q&A), or the chat Q&A
+#: alone (the CookBook's own use case: short examples padded to max_length).
+DATA_SOURCES = {
+    "kb": [KB / "docs", KB / "qa_train.jsonl"],
+    "qa": [KB / "qa_train.jsonl"],
+}
+CURRENT: dict[str, Any] = {"data": "kb"}
 
 
 # --------------------------------------------------------------------------------------
@@ -68,7 +75,7 @@ MODELS = {"smollm2": "smollm2-135m-instruct", "tiny-phi3": "tiny-phi3"}
 def _data() -> tuple[list[Any], list[Any]]:
     from phi3industry.data import load_examples, split_examples
 
-    examples = load_examples([KB / "docs", KB / "qa_train.jsonl"])
+    examples = load_examples(DATA_SOURCES[CURRENT["data"]])
     return split_examples(examples, COMMON["eval_fraction"], COMMON["seed"])
 
 
@@ -117,7 +124,7 @@ def run_ours(model_name: str, steps: int, method: str, workdir: Path) -> dict[st
             **COMMON,
         )
     )
-    result = tuner.train([KB / "docs", KB / "qa_train.jsonl"])
+    result = tuner.train(DATA_SOURCES[CURRENT["data"]])
     return {
         "steps": result.global_step,
         "train_runtime_s": result.train_runtime,
@@ -255,6 +262,8 @@ def child(spec: dict[str, Any], out_file: Path) -> None:
     import torch
 
     torch.set_num_threads(spec["threads"])
+    CURRENT["data"] = spec["data"]
+    COMMON["max_length"] = spec["max_length"]
     with tempfile.TemporaryDirectory() as tmp:
         if spec["arm"].startswith("ours"):
             method = "qlora" if spec["arm"] == "ours-qlora" else "lora"
@@ -346,7 +355,8 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
     lines = [
         f"# Tuner benchmark (CPU, {env['threads']} torch thread(s), {env['cpus']} shared cores)",
         "",
-        f"Same data (sample KB: docs + Q&A, 90/10 split), batch {COMMON['batch_size']} x "
+        f"Same data (sample KB: {'docs + Q&A' if env.get('data', 'kb') == 'kb' else 'chat Q&A only'}"
+        f", 90/10 split), batch {COMMON['batch_size']} x "
         f"{COMMON['max_length']} tokens, LoRA r={COMMON['lora_r']}, lr {COMMON['learning_rate']}; "
         f"steps: SmolLM2 {env['smollm2_steps']}, tiny-phi3 {env['tiny_steps']}. "
         "Held-out perplexity: same rows and scorer for every arm (model's real chat template).",
@@ -409,6 +419,8 @@ def main() -> None:
     ap.add_argument("--tiny-steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip", nargs="*", default=[], help="arms to skip, as model:arm")
+    ap.add_argument("--data", choices=sorted(DATA_SOURCES), default="kb", help="training data")
+    ap.add_argument("--max-length", type=int, default=128, help="tokens per training row")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -423,7 +435,17 @@ def main() -> None:
         )
         for arm in arms:
             if f"{model}:{arm}" not in args.skip:
-                specs.append({"model": model, "arm": arm, "steps": steps, "threads": args.threads})
+                specs.append(
+                    {
+                        "model": model,
+                        "arm": arm,
+                        "steps": steps,
+                        "threads": args.threads,
+                        "data": args.data,
+                        "max_length": args.max_length,
+                    }
+                )
+    COMMON["max_length"] = args.max_length
     start = time.perf_counter()
     rows = [run_arm(spec) for spec in specs]
     payload = {
@@ -442,10 +464,12 @@ def main() -> None:
         "comparisons": compare(rows),
         "notes": NOTES,
     }
+    payload["environment"]["data"] = args.data
+    stem = "tuner" if args.data == "kb" else f"tuner-{args.data}"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tuner.json").write_text(json.dumps(payload, indent=2))
-    write_markdown(payload, RESULTS / "tuner.md")
-    print((RESULTS / "tuner.md").read_text())
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    write_markdown(payload, RESULTS / f"{stem}.md")
+    print((RESULTS / f"{stem}.md").read_text())
 
 
 def _versions() -> dict[str, str]:

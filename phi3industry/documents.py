@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import glob
 import hashlib
@@ -361,6 +362,7 @@ _WHITESPACE = re.compile(r"\s")
 _FILL = 0.95  # aim a bit under chunk_size so the estimate rarely overshoots
 _MIN_FILL = 0.65  # a separator this far into the window is strong enough to cut at
 _FIRST_RATIO = 0.25  # tokens per character before anything has been counted
+_HEADED_FORMATS = ("markdown", "rst", "html")  # sections from headings: small ones are joined
 
 
 class Chunker:
@@ -423,11 +425,17 @@ class Chunker:
             document and the settings (no state is carried between documents).
         """
         sections = document.sections or (Section(None, 0, len(document.text)),)
+        blocks = sections
+        if document.metadata.get("format") in _HEADED_FORMATS:
+            blocks = self._merge_small_sections(document.text, sections)
+        starts = [section.start for section in sections]
         ratio = _FIRST_RATIO  # tokens per character, re-measured on every chunk
         chunks: list[Chunk] = []
-        for section in sections:
-            spans, ratio = self._split_span(document.text, section.start, section.end, ratio)
+        for block in blocks:
+            spans, ratio = self._split_span(document.text, block.start, block.end, ratio)
             for start, end in spans:
+                # Label a chunk with the section it starts in (blocks may join several).
+                section = sections[max(0, bisect.bisect_right(starts, start) - 1)]
                 text = document.text[start:end]
                 chunks.append(
                     Chunk(
@@ -444,6 +452,27 @@ class Chunker:
                     )
                 )
         return chunks
+
+    def _merge_small_sections(self, text: str, sections: Sequence[Section]) -> tuple[Section, ...]:
+        """Join runs of consecutive small sections into blocks of up to ``chunk_size`` tokens.
+
+        A heading with a line or two under it makes a chunk too short to embed well: in the
+        Django docs such chunks outranked the real answers for dense search. The merged block
+        keeps the first section's title; PDF pages are never joined.
+        """
+        merged: list[Section] = []
+        budget = self.chunk_size * _FILL
+        tokens = 0
+        for section in sections:
+            n = self.count_tokens(text[section.start : section.end])
+            last = merged[-1] if merged else None
+            if last is not None and last.page == section.page and tokens + n <= budget:
+                merged[-1] = Section(last.title, last.start, section.end, last.page)
+                tokens += n
+            else:
+                merged.append(section)
+                tokens = n
+        return tuple(merged)
 
     def _split_span(
         self, text: str, start: int, end: int, ratio: float
