@@ -5,7 +5,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,qlora,serve,openai
+EXTRAS ?= dev,qlora,serve,openai,onnx
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.phi3industry-setup-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
@@ -40,6 +40,9 @@ test: lint typecheck pytest
 
 bench: setup
 	$(PY) bench/run_all.py
+
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
