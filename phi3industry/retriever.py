@@ -93,7 +93,15 @@ class Hit:
         """Return the hit as a LangChain ``Document`` (metadata carries score, span and id)."""
         from langchain_core.documents import Document
 
-        meta = {**self.metadata, "score": self.score, "id": self.id, "span": list(self.span)}
+        meta = {
+            **self.metadata,
+            "source": self.source,
+            "section": self.section,
+            "page": self.page,
+            "score": self.score,
+            "id": self.id,
+            "span": list(self.span),
+        }
         return Document(page_content=self.text, metadata=meta, id=self.id)
 
     def format(self, rank: int, width: int = 240) -> str:

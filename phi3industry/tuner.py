@@ -320,12 +320,11 @@ def plot_loss_curve(log_history: list[dict[str, Any]], out_file: Path) -> Path |
     points = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
     if not points:
         return None
-    import matplotlib
+    # A Figure of its own: never switches the global backend (keeps notebooks inline).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="train loss")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
@@ -337,7 +336,6 @@ def plot_loss_curve(log_history: list[dict[str, Any]], out_file: Path) -> Path |
     ax.set_title("phi3industry fine-tuning")
     fig.tight_layout()
     fig.savefig(out_file, dpi=100)
-    plt.close(fig)
     return out_file
 
 

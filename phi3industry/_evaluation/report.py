@@ -263,18 +263,17 @@ class Report:
 
     def plot(self, out_dir: str | Path) -> list[Path]:
         """Draw ``metrics.png`` (metric per strategy with CIs) and ``latency.png``."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        # A Figure of its own: never switches the global backend (keeps notebooks inline).
         import numpy as np
+        from matplotlib.figure import Figure
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         names = self.strategies
         keys = [k for k in _CHART_METRICS if any(self.results[n].metrics.get(k) for n in names)]
         written: list[Path] = []
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(keys)), 4.0))
+        fig = Figure(figsize=(max(6.0, 1.6 * len(keys)), 4.0))
+        ax = fig.subplots()
         width = 0.8 / max(1, len(names))
         x = np.arange(len(keys))
         for i, name in enumerate(names):
@@ -296,9 +295,9 @@ class Report:
         fig.tight_layout()
         written.append(out / "metrics.png")
         fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
 
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(names)), 3.5))
+        fig = Figure(figsize=(max(5.0, 1.2 * len(names)), 3.5))
+        ax = fig.subplots()
         lat = [self.results[n].metrics.get(LATENCY) for n in names]
         means = [e.mean if e and e.n else 0.0 for e in lat]
         errs = [
@@ -311,7 +310,6 @@ class Report:
         fig.tight_layout()
         written.append(out / "latency.png")
         fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
         return written
 
     def save(self, out_dir: str | Path, *, charts: bool = True) -> dict[str, Path]:
