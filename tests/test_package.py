@@ -26,8 +26,12 @@ def test_import_is_fast_and_lazy() -> None:
     assert heavy.strip() == "[]"
 
 
+# The console script installed beside this interpreter (the venv's bin/, on PATH or not).
+SCRIPT = str(Path(sys.executable).parent / "phi3industry")
+
+
 def test_version_from_cli_and_module() -> None:
-    for cmd in (["phi3industry", "--version"], [sys.executable, "-m", "phi3industry", "--version"]):
+    for cmd in ([SCRIPT, "--version"], [sys.executable, "-m", "phi3industry", "--version"]):
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == f"phi3industry {phi3industry.__version__}"
 
@@ -139,9 +143,7 @@ def test_cli_flag_values_reach_the_config(tmp_path: Path) -> None:
 
 
 def test_cli_usage_errors_are_short_and_exit_2() -> None:
-    out = subprocess.run(
-        ["phi3industry", "search", "--bogus"], capture_output=True, text=True, check=False
-    )
+    out = subprocess.run([SCRIPT, "search", "--bogus"], capture_output=True, text=True, check=False)
     assert out.returncode == 2
     assert "No such option: --bogus" in out.stderr
     assert "Traceback" not in out.stderr
