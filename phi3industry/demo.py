@@ -96,6 +96,12 @@ def _answer(retriever: Any, adapter: Path, n_questions: int, max_new_tokens: int
             answer = pipe.invoke(item["question"], strategy=strategy)
             body = answer.format().replace("\n", "\n    ")
             _say(f"  [{strategy}] ({answer.timings['total']:.1f}s)\n    {body}")
+            if answer.sources and not answer.citations:
+                # Small models often answer from the sources without writing [n] markers.
+                shown = ", ".join(
+                    f"[{n}] {Path(hit.source).name}" for n, hit in enumerate(answer.sources, 1)
+                )
+                _say(f"    (no [n] markers written; sources given to the model: {shown})")
     _say("\n-- 5. The Phi-3 path (tiny-phi3: real Phi-3 architecture and chat template) --")
     phi3 = Pipeline(
         retriever=retriever, model="tiny-phi3", config=PipelineConfig(max_new_tokens=16, k=2)

@@ -31,3 +31,5 @@ def test_full_demo_tunes_and_answers(tmp_path: Path, capsys: pytest.CaptureFixtu
     for strategy in ("[base]", "[rag]", "[finetuned]", "[rag+finetuned]"):
         assert strategy in out
     assert "tiny-phi3" in out
+    # RAG answers show their sources: cited ones, or those the model was given.
+    assert "Sources:" in out or "sources given to the model: [1]" in out
