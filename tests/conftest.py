@@ -74,3 +74,18 @@ def smollm2_dir(_session_env: None) -> Path:
     from phi3industry.models import resolve_model
 
     return Path(resolve_model("smollm2-135m-instruct"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run a module's tests with one torch thread, restoring the count afterwards.
+
+    On a shared, busy CPU more torch threads than free cores make decoding and query
+    embedding many times slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,8 @@ SAMPLE_KB = Path(__file__).resolve().parents[1] / "phi3industry" / "assets" / "s
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # On a shared, busy CPU, more torch threads than free cores makes decoding many times slower.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (see conftest.one_torch_thread)."""
 
 
 # -- answer metrics -----------------------------------------------------------------------

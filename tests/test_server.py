@@ -52,13 +52,8 @@ def make_adapter(base_dir: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (see conftest.one_torch_thread)."""
 
 
 @pytest.fixture(scope="module")
