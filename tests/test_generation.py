@@ -110,6 +110,22 @@ def test_stream_matches_generate(tiny: LocalGenerator) -> None:
     assert all(c.generation is None for c in chunks[:-1])
 
 
+@pytest.mark.parametrize("top_p", [1.0, 0.9])
+def test_seeded_sampling_streams_what_generate_samples(tiny: LocalGenerator, top_p: float) -> None:
+    kwargs = {"max_new_tokens": 12, "temperature": 0.9, "top_p": top_p, "seed": 7}
+    full = tiny.generate(MSGS, **kwargs)
+    streamed = "".join(c.text for c in tiny.stream(MSGS, **kwargs))
+    assert streamed == full.text
+    assert streamed != "".join(c.text for c in tiny.stream(MSGS, **{**kwargs, "seed": 8}))
+
+
+def test_closing_a_stream_early_frees_the_model(tiny: LocalGenerator) -> None:
+    stream = tiny.stream(MSGS, max_new_tokens=50)
+    next(stream)
+    stream.close()
+    assert tiny.generate(MSGS, max_new_tokens=4, deadline=time.monotonic() + 30).completion_tokens
+
+
 def test_user_stop_strings_cut_generate_and_stream(tiny: LocalGenerator) -> None:
     free = tiny.generate(MSGS, max_new_tokens=12).text
     assert len(free) > 8
