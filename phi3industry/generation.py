@@ -103,6 +103,11 @@ def _check_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     return out
 
 
+# Sampling temperatures below this decode greedily: logits divided by a temperature like
+# 1e-300 overflow to inf, and the sampler then fails on NaN probabilities.
+_GREEDY_BELOW = 1e-5
+
+
 def _check_params(max_new_tokens: int, temperature: float, top_p: float) -> None:
     if not isinstance(max_new_tokens, int) or max_new_tokens <= 0:
         raise ConfigError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}.")
@@ -507,7 +512,7 @@ class LocalGenerator:
             "pad_token_id": self.pad_id,
             "use_cache": True,
         }
-        if temperature > 0:
+        if temperature >= _GREEDY_BELOW:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
         else:
             kwargs.update(do_sample=False)
@@ -682,7 +687,7 @@ class LocalGenerator:
         from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
         warpers = LogitsProcessorList()
-        if temperature > 0:
+        if temperature >= _GREEDY_BELOW:
             warpers.append(TemperatureLogitsWarper(temperature))
             if top_p < 1.0:
                 warpers.append(TopPLogitsWarper(top_p))
@@ -700,7 +705,7 @@ class LocalGenerator:
                     logits_to_keep=1,
                 )
                 past, scores = out.past_key_values, out.logits[:, -1, :].float()
-                if temperature > 0:
+                if temperature >= _GREEDY_BELOW:
                     probs = torch.softmax(warpers(seen, scores), dim=-1)
                     token = torch.multinomial(probs, num_samples=1)
                 else:

@@ -646,6 +646,35 @@ class Pipeline(Runnable[Any, Answer]):
         state["deadline"] = deadline
         return self.chain.invoke(state, config)  # type: ignore[no-any-return]
 
+    def prompt(
+        self,
+        input: Any,
+        *,
+        strategy: str | None = None,
+        history: Sequence[Mapping[str, str]] | None = None,
+        adapter: str | None = None,
+    ) -> list[dict[str, str]]:
+        """Return the chat messages the model would be given for ``input``, without generating.
+
+        Retrieval and packing run as in :meth:`invoke`, so the last message holds the numbered
+        sources: this is everything the model sees (e.g. to audit that no secret reaches it).
+
+        Args:
+            input: The question, or ``{"question", "history", "strategy", "adapter"}``.
+            strategy: Override the configured strategy.
+            history: Earlier messages of the conversation.
+            adapter: Which loaded adapter the ``finetuned`` strategies use.
+
+        Returns:
+            The messages (``role``/``content`` dicts): system, history, then the question.
+
+        Raises:
+            QueryError: Empty question, or a question too long for the context window.
+            ConfigError: Unknown strategy or adapter.
+        """
+        state = self._prompt_chain.invoke(self._state(input, strategy, history, adapter))
+        return [dict(m) for m in state["messages"]]
+
     def batch(
         self,
         inputs: list[Any],
@@ -653,6 +682,7 @@ class Pipeline(Runnable[Any, Answer]):
         *,
         return_exceptions: bool = False,
         strategy: str | None = None,
+        adapter: str | None = None,
         **kwargs: Any,
     ) -> list[Answer]:
         """Answer several questions, generating up to ``batch_size`` together (left-padded).
@@ -662,6 +692,7 @@ class Pipeline(Runnable[Any, Answer]):
             config: LangChain run config(s).
             return_exceptions: Return errors in place of answers instead of raising.
             strategy: Override the configured strategy for every question.
+            adapter: Override the configured adapter for every question.
             **kwargs: Ignored.
 
         Returns:
@@ -671,7 +702,7 @@ class Pipeline(Runnable[Any, Answer]):
         pending: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
         for i, inp in enumerate(inputs):
             try:
-                state = self._prompt_chain.invoke(self._state(inp, strategy, None, None))
+                state = self._prompt_chain.invoke(self._state(inp, strategy, None, adapter))
             except Exception as exc:
                 if not return_exceptions:
                     raise

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from phi3industry.retriever import Hit, Retriever
 
 DISTRACTOR_KINDS = ("hard", "random")
+_MIN_DOCUMENT_TOKENS = 48  # below this a trimmed source says too little to learn from
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -226,6 +227,60 @@ def find_oracle(
     return corpus.by_id.get(best.id, best)
 
 
+def _token_count(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _fit_text(text: str, max_tokens: int, tokenizer: Any, keep: str | None = None) -> str:
+    """At most ``max_tokens`` tokens of ``text``: its start, or a window around ``keep``.
+
+    The window starts a little before the first words of ``keep`` (the supporting quote), so
+    that a trimmed oracle still holds what the target answer quotes.
+    """
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    if len(ids) <= max_tokens:
+        return text
+    if max_tokens <= 0:
+        return ""
+    first = 0
+    words = (keep or "").split()[:6]
+    found = re.search(r"\s+".join(map(re.escape, words)), text) if words else None
+    if found is not None:
+        anchor = next((i for i, (a, _) in enumerate(offsets) if a >= found.start()), 0)
+        first = max(0, min(anchor - max_tokens // 8, len(ids) - max_tokens))
+    last = first + max_tokens - 1
+    return text[offsets[first][0] : offsets[last][1]]
+
+
+def _fit_documents(
+    documents: list[Hit],
+    budget: int,
+    tokenizer: Any,
+    oracle: Hit,
+    quote: str | None,
+) -> list[Hit]:
+    """Trim the shown documents to ``budget`` tokens of source blocks, shared equally."""
+    import dataclasses
+
+    from phi3industry.pipeline import format_source
+
+    blocks = [format_source(n, d) for n, d in enumerate(documents, 1)]
+    if not documents or sum(_token_count(tokenizer, b) + 1 for b in blocks) <= budget:
+        return documents
+    share = budget // len(documents)
+    fitted = []
+    for n, doc in enumerate(documents, 1):
+        empty = format_source(n, dataclasses.replace(doc, text=""))
+        room = share - _token_count(tokenizer, empty) - 2
+        keep = quote if doc.id == oracle.id else None
+        text = _fit_text(doc.text, room, tokenizer, keep)
+        if text != doc.text:
+            doc = dataclasses.replace(doc, text=text, metadata={**doc.metadata, "trimmed": True})
+        fitted.append(doc)
+    return fitted
+
+
 def make_raft_examples(
     retriever: Retriever,
     data: Any,
@@ -238,6 +293,9 @@ def make_raft_examples(
     system_prompt: str | None = None,
     max_quote_chars: int = 300,
     min_oracle_overlap: float = 0.5,
+    tokenizer: Any = None,
+    context_tokens: int | None = None,
+    max_length: int | None = None,
 ) -> list[RaftExample]:
     """Build RAFT examples for training questions from the live index.
 
@@ -256,6 +314,14 @@ def make_raft_examples(
         max_quote_chars: Longest quote in the target answer.
         min_oracle_overlap: Share of the answer's words the oracle must contain; questions
             without such a chunk are skipped (with a warning).
+        tokenizer: The tuned model's tokenizer (``models.load_tokenizer``); needed by
+            ``context_tokens`` and ``max_length``.
+        context_tokens: Token budget of the source blocks, as the Pipeline's
+            ``context_tokens`` at answer time: longer documents are trimmed to equal shares
+            (the oracle around its supporting quote).
+        max_length: The Tuner's ``max_length``: the budget is lowered further so that the
+            whole conversation (system, sources, question, target) fits, and no example is
+            cut or dropped in training.
 
     Returns:
         One example per question whose oracle was found.
@@ -273,6 +339,11 @@ def make_raft_examples(
     if distractors not in DISTRACTOR_KINDS:
         raise ConfigError(
             f"distractors must be one of {', '.join(DISTRACTOR_KINDS)}, got {distractors!r}."
+        )
+    if (context_tokens is not None or max_length is not None) and tokenizer is None:
+        raise ConfigError(
+            "context_tokens and max_length need the tuned model's tokenizer: pass "
+            "tokenizer=phi3industry.models.load_tokenizer(MODEL)."
         )
     items = _items(data)
     corpus = _Corpus(retriever)
@@ -307,6 +378,24 @@ def make_raft_examples(
         n = next((i for i, d in enumerate(documents, 1) if d.id == oracle.id), None)
         quote = supporting_quote(oracle.text, answer, max_quote_chars) if n else None
         target = raft_target(answer, quote, n)
+        if tokenizer is not None:
+            budget = context_tokens if context_tokens is not None else 1 << 30
+            if max_length is not None:
+                fixed = tokenizer.apply_chat_template(
+                    [
+                        {"role": "system", "content": system},
+                        {"role": "user", "content": _question_message(question, ["x"])},
+                        {"role": "assistant", "content": target},
+                    ],
+                    tokenize=False,
+                )
+                budget = min(budget, max_length - _token_count(tokenizer, fixed) - 8)
+            if documents and budget < _MIN_DOCUMENT_TOKENS * len(documents):
+                raise ConfigError(
+                    f"RAFT: only {budget} tokens are left for {len(documents)} source(s) of "
+                    f"{question!r}; raise max_length / context_tokens or lower n_distractors."
+                )
+            documents = _fit_documents(documents, budget, tokenizer, oracle, quote)
         blocks = [format_source(i, doc) for i, doc in enumerate(documents, 1)]
         messages = [
             {"role": "system", "content": system},

@@ -7,10 +7,15 @@ documents that the next sync sees as incomplete and redoes, without duplicates. 
 documents are never re-chunked or re-embedded, and a chunk whose text is already in the
 index (an edited document's untouched paragraphs, a moved or copied file) reuses its
 stored vector instead of being embedded again.
+
+Other processes may search the index while one writes: every write is announced in a
+marker file that readers check before each search, reopening Chroma when it changed (an
+embedded Chroma client never sees another process's writes by itself).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import glob
@@ -18,6 +23,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
     from phi3industry.embeddings import Embedder
 
 INDEX_FILE = "phi3industry.json"
+CHANGED_FILE = ".changed"  # rewritten by every write; readers reopen Chroma when it differs
 _PAGE = 5000  # rows per Chroma get() page
 _GROUP_BATCHES = 8  # embedding batches gathered across documents before one write
 
@@ -244,7 +251,11 @@ class Retriever:
                 f"embedding. Use chunk_size <= {limit}.",
                 stacklevel=2,
             )
-        self._client = make_client(config)
+        self._reopen_lock = threading.Lock()
+        self._seen_change = self._change_marker()
+        # fresh: this process may hold an older state of the index, loaded before another
+        # process wrote to it.
+        self._client = make_client(config, fresh=True)
         collection = open_collection(self._client, config, self.embedder, create=True)
         assert collection is not None
         self._collection: Collection = collection
@@ -290,15 +301,77 @@ class Retriever:
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
         os.replace(tmp, target)
 
-    # ------------------------------------------------------------------ writing
-    def _writing(self) -> Any:
-        import contextlib
+    # ------------------------------------------------------------------ other processes
+    def _change_marker(self) -> str | None:
+        if self.config.path is None:
+            return None
+        try:
+            return (Path(self.config.path) / CHANGED_FILE).read_text(encoding="utf-8")
+        except OSError:
+            return None
 
+    def _mark_changed(self) -> None:
+        """Announce a write to readers in other processes (a new random marker)."""
+        if self.config.path is None:
+            return
+        target = Path(self.config.path) / CHANGED_FILE
+        marker = os.urandom(8).hex()
+        tmp = target.with_name(f"{CHANGED_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(marker, encoding="utf-8")
+        os.replace(tmp, target)
+        self._seen_change = marker
+
+    def _refresh(self, force: bool = False) -> None:
+        """Reopen Chroma if another process wrote to the index since this one loaded it.
+
+        An embedded Chroma client keeps the vector index it loaded in memory: without this,
+        dense search would never see another process's writes, and fetching the vector of a
+        chunk written meanwhile fails.
+        """
+        from phi3industry._chroma import make_client, open_collection
+
+        marker = self._change_marker()
+        if not force and marker == self._seen_change:
+            return
+        with self._reopen_lock:
+            if not force and marker == self._seen_change:
+                return  # another thread reopened meanwhile
+            client = make_client(self.config, fresh=True)
+            collection = open_collection(client, self.config, self.embedder, create=True)
+            assert collection is not None
+            self._client, self._collection = client, collection
+            self._bm25 = None
+            self._seen_change = marker
+
+    def _retrying(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a read; if a concurrent write made Chroma's loaded state stale, reopen once."""
+        from chromadb.errors import InternalError
+
+        self._refresh()
+        try:
+            return func(*args, **kwargs)
+        except InternalError:
+            if self.config.path is None:
+                raise
+            self._refresh(force=True)
+            return func(*args, **kwargs)
+
+    # ------------------------------------------------------------------ writing
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
         from phi3industry._lock import write_lock
 
         if self.config.path is None:
-            return contextlib.nullcontext()
-        return write_lock(Path(self.config.path))
+            yield
+            return
+        with write_lock(Path(self.config.path)):
+            self._refresh()  # another process may have written since this one loaded it
+            # Announced at the start too: a writer killed mid-write still leaves a new marker.
+            self._mark_changed()
+            try:
+                yield
+            finally:
+                self._mark_changed()
 
     def _document_states(self) -> dict[str, _DocState]:
         states: dict[str, _DocState] = {}
@@ -448,24 +521,33 @@ class Retriever:
             )
             vectors.update(zip(missing, np.asarray(embedded, dtype=np.float32), strict=True))
         report.chunks_embedded += len(missing)
-        max_batch = self._client.get_max_batch_size()
+        ids: list[str] = []
+        rows: list[Chunk] = []
+        metadatas: list[dict[str, Any]] = []
+        stale: list[str] = []
         for source, chunks in group:
-            ids = [chunk_id(source, c.index, c.chunk_hash) for c in chunks]
-            metadatas = [{**c.metadata(), "n_chunks": len(chunks)} for c in chunks]
-            for start in range(0, len(chunks), max_batch):
-                end = start + max_batch
-                self._collection.upsert(
-                    ids=ids[start:end],
-                    embeddings=np.stack([vectors[c.chunk_hash] for c in chunks[start:end]]),
-                    documents=[c.text for c in chunks[start:end]],
-                    metadatas=metadatas[start:end],  # type: ignore[arg-type]
-                )
-            report.chunks_written += len(chunks)
-            report.chunks_reused += sum(1 for c in chunks if c.chunk_hash not in missing)
-            stale = sorted(set(states.get(source, _DocState()).ids) - set(ids))
-            if stale:
-                self._collection.delete(ids=stale)
-                report.chunks_deleted += len(stale)
+            doc_ids = [chunk_id(source, c.index, c.chunk_hash) for c in chunks]
+            ids += doc_ids
+            rows += chunks
+            metadatas += [{**c.metadata(), "n_chunks": len(chunks)} for c in chunks]
+            stale += sorted(set(states.get(source, _DocState()).ids) - set(doc_ids))
+        # One write for the whole group: each Chroma call has a fixed cost (~25 ms).
+        max_batch = self._client.get_max_batch_size()
+        for start in range(0, len(rows), max_batch):
+            end = start + max_batch
+            self._collection.upsert(
+                ids=ids[start:end],
+                embeddings=np.stack([vectors[c.chunk_hash] for c in rows[start:end]]),
+                documents=[c.text for c in rows[start:end]],
+                metadatas=metadatas[start:end],  # type: ignore[arg-type]
+            )
+        report.chunks_written += len(rows)
+        missing_set = set(missing)
+        report.chunks_reused += sum(1 for c in rows if c.chunk_hash not in missing_set)
+        if stale:
+            self._collection.delete(ids=stale)
+            report.chunks_deleted += len(stale)
+        self._mark_changed()
 
     def add(self, path: str | Path) -> SyncReport:
         """Index (or re-index) one document, leaving everything else as it is."""
@@ -548,10 +630,12 @@ class Retriever:
             raise QueryError(f"k must be a positive integer (number of hits), got {k!r}.")
 
     def _chroma_call(self, func: Any, **kwargs: Any) -> Any:
-        from chromadb.errors import ChromaError
+        from chromadb.errors import ChromaError, InternalError
 
         try:
             return func(**kwargs)
+        except InternalError:
+            raise  # not the filter's fault: a stale state, see _retrying
         except (ValueError, TypeError, KeyError, ChromaError) as exc:
             if "where" in kwargs and kwargs["where"] is not None:
                 raise QueryError(
@@ -585,6 +669,19 @@ class Retriever:
         Raises:
             QueryError: If the query is empty, ``k`` is not positive or ``where`` is invalid.
         """
+        return self._retrying(  # type: ignore[no-any-return]
+            self._search, query, k, where, hybrid, mmr, min_score
+        )
+
+    def _search(
+        self,
+        query: str,
+        k: int | None,
+        where: dict[str, Any] | None,
+        hybrid: bool | None,
+        mmr: bool | None,
+        min_score: float | None,
+    ) -> list[Hit]:
         cfg = self.config
         k = cfg.k if k is None else k
         self._check_query(query, k)

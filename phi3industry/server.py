@@ -106,7 +106,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     n: int = Field(default=1, ge=1, le=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)  # OpenAI's int64 range
     strategy: str | None = None
 
 
@@ -291,8 +291,18 @@ def create_app(
         raw = await request.body()
         try:
             data = json.loads(raw)
+            # A "\ud800" escape decodes to a lone surrogate, which no tokenizer can encode.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _HTTPError(
+                400,
+                f"Request body holds a lone UTF-16 surrogate ({exc.object[exc.start]!r}), "
+                "which is not valid Unicode text. Send well-formed UTF-8.",
+            ) from exc
         except ValueError as exc:
             raise _HTTPError(400, f"Request body is not valid JSON: {exc}.") from exc
+        except RecursionError as exc:
+            raise _HTTPError(400, "Request body is JSON nested too deeply.") from exc
         try:
             return schema.model_validate(data)
         except ValidationError as exc:

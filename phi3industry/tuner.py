@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 from collections import deque
@@ -471,17 +472,38 @@ class Tuner:
 
     # -- training ---------------------------------------------------------------------
 
-    def _prepare_output_dir(self) -> Path:
-        out = Path(self.config.output_dir)
-        has_adapter = (out / ADAPTER_FILES[0]).is_file()
-        if has_adapter and not (self.config.overwrite_output_dir or self.config.resume):
+    def _check_output_dir(self) -> Path:
+        """Refuse an ``output_dir`` holding an adapter or an unfinished run, unless told.
+
+        Only checks: nothing is created, so a run that fails on its data leaves no trace.
+        """
+        cfg = self.config
+        out = Path(cfg.output_dir)
+        if cfg.overwrite_output_dir or cfg.resume:
+            return out
+        if (out / ADAPTER_FILES[0]).is_file():
             raise ConfigError(
                 f"output_dir {out} already holds an adapter. Set overwrite_output_dir=True "
                 "(CLI: --overwrite-output-dir) to replace it, resume=True to continue its "
                 "training, or choose another output_dir."
             )
-        out.mkdir(parents=True, exist_ok=True)
+        if any((out / CHECKPOINT_DIR).glob("checkpoint-*")):
+            raise ConfigError(
+                f"output_dir {out} holds checkpoints of an unfinished run "
+                f"({out / CHECKPOINT_DIR}). Set resume=True (CLI: --resume) to continue it, "
+                "overwrite_output_dir=True (CLI: --overwrite-output-dir) to start over, or "
+                "choose another output_dir."
+            )
         return out
+
+    def _prepare_output_dir(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        starting_over = self.config.overwrite_output_dir and not self.config.resume
+        if starting_over and int(os.environ.get("RANK", "0")) == 0:
+            # A new run must not rotate, or later resume from, the old run's checkpoints,
+            # nor append its loss log to the old one.
+            shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+            (out / (LOG_FILE + "l")).unlink(missing_ok=True)
 
     def _last_checkpoint(self, out: Path) -> str | None:
         """The newest *complete* checkpoint (None if there is none).
@@ -548,8 +570,8 @@ class Tuner:
             The :class:`TrainResult`, with metrics before and after training.
 
         Raises:
-            ConfigError: If ``output_dir`` holds an adapter and neither
-                ``overwrite_output_dir`` nor ``resume`` is set.
+            ConfigError: If ``output_dir`` holds an adapter or an unfinished run's
+                checkpoints and neither ``overwrite_output_dir`` nor ``resume`` is set.
             DataFormatError: If the data is missing or has a bad row.
             TargetModulesError: If ``target_modules`` do not match the model.
         """
@@ -559,7 +581,7 @@ class Tuner:
         from phi3industry._tuning import metrics
 
         cfg = self.config
-        out = self._prepare_output_dir()
+        out = self._check_output_dir()
         examples = data_mod.load_examples(data)
         if eval_data is not None:
             train_ex, eval_ex = examples, data_mod.load_examples(eval_data)
@@ -589,6 +611,8 @@ class Tuner:
 
         model = self.model
         trainable, total = count_parameters(model)
+        # Created only now: bad data or a bad model leaves no empty output_dir behind.
+        self._prepare_output_dir(out)
         counting = _CountingCollator(collator)
         trainer = Trainer(
             model=model,

@@ -356,6 +356,29 @@ def test_evaluate_end_to_end_writes_report(
     assert "[base] 2 answers reused" in err and "[rag] 2 answers reused" in err
 
 
+def test_batched_answers_match_one_by_one(sample_index: Any, tiny_phi3_dir: Path) -> None:
+    from phi3industry import Pipeline, PipelineConfig
+
+    pipe = Pipeline(
+        retriever=sample_index,
+        model="tiny-phi3",
+        config=PipelineConfig(max_new_tokens=4, k=2, min_score=None, context_tokens=256),
+    )
+    qa = load_qa(SAMPLE_KB / "questions.jsonl", limit=3)
+    single = evaluate(pipe, qa, ["base", "rag"], n_bootstrap=50, progress=False)
+    batched = evaluate(pipe, qa, ["base", "rag"], n_bootstrap=50, progress=False, batch_size=3)
+    for strategy in ("base", "rag"):
+        one = single.results[strategy].records
+        together = batched.results[strategy].records
+        assert [r["prediction"] for r in together] == [r["prediction"] for r in one]
+        assert [r["cited"] for r in together] == [r["cited"] for r in one]
+        shares = {r["scores"]["latency_s"] for r in together}
+        assert len(shares) == 1 and shares.pop() > 0  # each answer's share of one batch
+    assert batched.settings["batch_size"] == 3
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        evaluate(pipe, qa, ["base"], batch_size=0)
+
+
 def test_evaluate_rejects_strategies_it_cannot_run(sample_index: Any, tiny_phi3_dir: Path) -> None:
     from phi3industry import Pipeline, PipelineConfig
 

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -124,6 +125,44 @@ def test_load_model_dtype(tiny_phi3_dir: Path) -> None:
     assert load_model(tiny_phi3_dir, dtype=torch.float16).dtype == torch.float16
     with pytest.raises(ConfigError, match="dtype"):
         load_model(tiny_phi3_dir, dtype="float7")
+
+
+def test_build_tiny_phi3_dtype(tiny_phi3_dir: Path, tmp_path: Path) -> None:
+    bf16 = build_tiny_phi3(tmp_path / "bf16", seed=0, dtype="bfloat16")
+    model = load_model(bf16)
+    assert model.dtype == torch.bfloat16  # saved as bf16, loaded in the checkpoint's dtype
+    # The same weights as the fp32 build, rounded once.
+    fp32 = load_model(tiny_phi3_dir).state_dict()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, fp32[name].to(torch.bfloat16)), name
+    with pytest.raises(ConfigError, match="dtype"):
+        build_tiny_phi3(tmp_path / "bad", dtype="float7")
+
+
+def test_load_model_reads_weights_unmapped(
+    tiny_phi3_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mmap'd checkpoint pages stay in RSS until the whole model is loaded: read with pread.
+    import transformers.modeling_utils as modeling_utils
+
+    backends: list[str | None] = []
+    original = modeling_utils.safe_open
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        backends.append(kwargs.get("backend"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_utils, "safe_open", recording)
+    model = load_model(tiny_phi3_dir)
+    assert backends == ["pread"]
+    assert modeling_utils.safe_open is recording  # put back once loaded
+    from safetensors.torch import load_file
+
+    saved = load_file(tiny_phi3_dir / "model.safetensors")
+    state = model.state_dict()
+    assert saved.keys() <= state.keys()
+    for name, value in saved.items():
+        assert torch.equal(state[name], value), name
 
 
 def test_pickle_only_checkpoint_needs_opt_in(tiny_phi3_dir: Path, tmp_path: Path) -> None:

@@ -178,3 +178,37 @@ def test_supporting_quote_and_target() -> None:
     assert len(supporting_quote("word " * 200, "word", max_chars=50)) <= 54
     assert raft_target("42", "It is 42.", 3) == 'Source [3] says: "It is 42."\n\nAnswer: 42 [3]'
     assert raft_target("42", None, None) == "Answer: 42"
+
+
+def test_sources_fit_the_context_budget_and_keep_the_quote(index: Any) -> None:
+    from phi3industry.models import phi3_tokenizer
+
+    tok = phi3_tokenizer()
+    full = make_raft_examples(index, QA, n_distractors=1, p_oracle=1.0, seed=0)
+    fitted = make_raft_examples(
+        index, QA, n_distractors=1, p_oracle=1.0, seed=0, tokenizer=tok, context_tokens=110
+    )
+    assert any(d.metadata.get("trimmed") for e in fitted for d in e.documents)
+    for long, short in zip(full, fitted, strict=True):
+        blocks = short.messages[1]["content"].split("<sources>\n")[1].split("\n</sources>")[0]
+        assert len(tok(blocks, add_special_tokens=False)["input_ids"]) <= 110 + 2
+        assert [d.id for d in short.documents] == [d.id for d in long.documents]
+        assert short.target == long.target
+        n = short.oracle_position
+        assert n is not None
+        quote = short.target.split('"')[1].removesuffix(" ...")
+        shown = " ".join(short.documents[n - 1].text.split())
+        assert quote[:40] in shown  # the trimmed oracle still holds what the target quotes
+
+
+def test_whole_conversation_fits_max_length(index: Any) -> None:
+    from phi3industry.models import phi3_tokenizer
+
+    tok = phi3_tokenizer()
+    for e in make_raft_examples(index, QA, n_distractors=1, seed=0, tokenizer=tok, max_length=320):
+        text = tok.apply_chat_template(e.messages, tokenize=False)
+        assert len(tok(text, add_special_tokens=False)["input_ids"]) <= 320
+    with pytest.raises(ConfigError, match="tokens are left for"):
+        make_raft_examples(index, QA, n_distractors=2, seed=0, tokenizer=tok, max_length=200)
+    with pytest.raises(ConfigError, match="need the tuned model's tokenizer"):
+        make_raft_examples(index, QA, context_tokens=100)

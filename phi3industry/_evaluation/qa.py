@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import re
@@ -23,6 +24,8 @@ _QA_PROMPT = (
     "passage. Reply in exactly this format and nothing else:\n"
     "Question: <the question>\nAnswer: <the answer>\n\nPassage:\n{passage}"
 )
+# A JSON "\ud800" escape decodes to a lone surrogate, which no tokenizer can encode.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _QA_REPLY = re.compile(r"question\s*:\s*(?P<q>.+?)\s*\n+\s*answer\s*:\s*(?P<a>.+)", re.I | re.S)
 
 
@@ -64,13 +67,22 @@ class QAItem:
         return row
 
 
+def _text(value: str, where: str, name: str) -> str:
+    if (bad := _SURROGATE.search(value)) is not None:
+        raise DataFormatError(
+            f"{where}: field {name!r} holds a lone UTF-16 surrogate ({bad.group()!r}, from a "
+            "\\u escape), which is not text. Fix that escape."
+        )
+    return value
+
+
 def _text_list(value: Any, where: str, name: str, *, allow_empty: bool) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):  # a JSON list in a CSV cell
             try:
                 value = json.loads(text)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise DataFormatError(
                     f"{where}: field {name!r} is not a valid JSON list: {exc}."
                 ) from exc
@@ -85,7 +97,7 @@ def _text_list(value: Any, where: str, name: str, *, allow_empty: bool) -> list[
             f"{where}: field {name!r} must be a string or a list of strings, got "
             f"{type(value).__name__} ({value!r:.60})."
         )
-    items = [v.strip() for v in value if v.strip()]
+    items = [_text(v, where, name).strip() for v in value if v.strip()]
     if not items and not allow_empty:
         raise DataFormatError(f"{where}: field {name!r} is empty; give at least one answer.")
     return items
@@ -121,6 +133,7 @@ def qa_item_from_row(row: Any, where: str) -> QAItem:
         raise DataFormatError(
             f"{where}: field 'question' must be a non-empty string, got {question!r:.60}."
         )
+    _text(question, where, "question")
     answers = _text_list(row["answer"], where, "answer", allow_empty=False)
     sources = _text_list(row.get("sources"), where, "sources", allow_empty=True)
     metadata = row.get("metadata") or {}
@@ -135,21 +148,31 @@ def qa_item_from_row(row: Any, where: str) -> QAItem:
 def _rows_from_file(path: Path) -> Iterator[tuple[str, Any]]:
     suffix = path.suffix.lower()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"Cannot read QA file {path}: {exc}") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFormatError(f"Cannot read QA file {path}: {exc.strerror or exc}.") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        lineno = raw.count(b"\n", 0, exc.start) + 1
+        raise DataFormatError(
+            f"Cannot read QA file {path}: line {lineno} is not UTF-8 (byte 0x{raw[exc.start]:02x} "
+            f"at offset {exc.start}). Re-save it as UTF-8."
+        ) from exc
     if suffix in (".jsonl", ".ndjson"):
-        for n, line in enumerate(text.splitlines(), 1):
+        # Universal newlines only: str.splitlines would also split at U+2028 inside a string.
+        for n, line in enumerate(io.StringIO(text, newline=None), 1):
             if not line.strip():
                 continue
             try:
-                yield f"{path.name} row {n}", json.loads(line)
-            except ValueError as exc:
+                row = json.loads(line)
+            except (ValueError, RecursionError) as exc:
                 raise DataFormatError(f"{path.name} row {n}: not valid JSON: {exc}.") from exc
+            yield f"{path.name} row {n}", row
     elif suffix == ".json":
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise DataFormatError(f"{path.name}: not valid JSON: {exc}.") from exc
         if isinstance(data, dict):
             data = data.get("data", data.get("questions", [data]))
@@ -158,9 +181,21 @@ def _rows_from_file(path: Path) -> Iterator[tuple[str, Any]]:
         for n, row in enumerate(data, 1):
             yield f"{path.name} row {n}", row
     elif suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
-        for n, row in enumerate(reader, 2):  # row 1 is the header
-            yield f"{path.name} row {n}", {k: v for k, v in row.items() if k and v != ""}
+        reader = csv.DictReader(
+            io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","
+        )
+        start = 1  # the line where the row being read starts: where an open quote would be
+        try:
+            _ = reader.fieldnames  # reads the header
+            start = reader.line_num + 1
+            for n, row in enumerate(reader, 2):  # row 1 is the header
+                start = reader.line_num + 1
+                yield f"{path.name} row {n}", {k: v for k, v in row.items() if k and v != ""}
+        except csv.Error as exc:
+            raise DataFormatError(
+                f"{path.name} line {start}: not valid CSV ({exc}). Fix the quoting of the row "
+                "that starts there (a quote that is never closed swallows the rest)."
+            ) from exc
     else:
         raise DataFormatError(
             f"Cannot read QA file {path}: unknown extension {suffix!r}; use .jsonl, .json, "
@@ -184,9 +219,15 @@ def load_qa(data: Any, *, limit: int | None = None) -> list[QAItem]:
             message names the row and the field).
     """
     rows: Iterable[tuple[str, Any]]
+    where = ""
     if isinstance(data, (str, Path)):
         path = Path(data)
-        if not path.is_file():
+        where = f" ({path} holds no question)"
+        try:
+            is_file = path.is_file()
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise DataFormatError(f"Cannot access QA file {str(path)[:200]!r}: {exc}.") from exc
+        if not is_file:
             raise DataFormatError(f"QA file not found: {path}. Check the path.")
         rows = _rows_from_file(path)
     elif type(data).__name__ == "Dataset" and hasattr(data, "column_names"):
@@ -213,7 +254,7 @@ def load_qa(data: Any, *, limit: int | None = None) -> list[QAItem]:
         if limit is not None and len(items) >= limit:
             break
     if not items:
-        raise DataFormatError("The QA set is empty; give at least one question.")
+        raise DataFormatError(f"The QA set is empty{where}; give at least one question.")
     return items
 
 
