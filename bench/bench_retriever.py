@@ -152,7 +152,13 @@ def main() -> None:
     from phi3industry.documents import Chunker, load_document
     from phi3industry.embeddings import load_embedder
 
-    results: dict[str, Any] = {"backend": args.backend, "machine": f"{os.cpu_count()} cores"}
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    results: dict[str, Any] = {
+        "backend": args.backend,
+        "machine": f"{usable} of {os.cpu_count()} cores (the others' load kept off them)"
+        if usable != os.cpu_count()
+        else f"{os.cpu_count()} cores",
+    }
     workdir = Path(tempfile.mkdtemp(prefix="p3i-bench-"))
     corpus = workdir / "django"
     files = copy_corpus(ensure_corpus(), corpus, args.docs)
