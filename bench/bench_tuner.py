@@ -13,7 +13,17 @@ batch size, sequence length, LoRA rank and number of optimizer steps:
   checkpointing (bf16 autocast + gradient checkpointing, also on CPU), as shipped.
 * ``cookbook-fp32``: the same recipe with fp32 and no checkpointing (our settings), to
   separate what packing buys from what TRL's CPU defaults cost.
-* ``ours-qlora``: ``Tuner(method="qlora")`` (4-bit NF4 base) on SmolLM2, vs ``ours``.
+* ``ours-lean``: our Tuner with the CookBook arm's own settings (``precision="bf16"``, i.e.
+  bf16 autocast over fp32 weights on CPU, and ``gradient_checkpointing=True``): the
+  like-for-like comparison with ``cookbook``.
+* ``ours-qlora``: ``Tuner(method="qlora")`` (4-bit NF4 base), vs ``ours``;
+  ``ours-qlora-ckpt`` vs ``ours-ckpt``: the same pair with gradient checkpointing, where the
+  activations weigh less against the weights.
+
+Models: SmolLM2-135M-Instruct, the tiny random Phi-3, and ``phi3-1b``: a random-init
+Phi-3-shaped model of ~1B parameters (2048 hidden, 16 layers, the real Phi-3 tokenizer,
+saved as bf16 safetensors for the run) on which the frozen weights dominate the memory, as
+they do for Phi-3-mini; it runs ``ours`` vs ``ours-qlora`` at batch 1 x 256 tokens.
 
 Every arm runs in its own subprocess, one after another; its peak RSS is the child's
 ``ru_maxrss`` (``os.wait4``). Reported: non-padding tokens/s in the training loop, peak RSS,
@@ -21,11 +31,16 @@ held-out perplexity after training (the same rows and the same scorer for every 
 held-out answers rendered with the model's real chat template, and held-out document text).
 
 Targets: ours >= 2x the CookBook's non-padding tokens/s at no higher peak RSS; QLoRA peak RSS
-<= 0.6x LoRA and time <= 1.2x LoRA.
+<= 0.6x LoRA and time <= 1.2x LoRA. Each row records the 1-minute load average of the machine
+before and after its arm: timings taken under a higher load are slower.
 
-Writes bench/results/tuner.json and bench/results/tuner.md.
+Writes bench/results/tuner.json and bench/results/tuner.md (``--data qa``: tuner-qa.*).
+``--merge`` keeps the rows of the existing results for the arms not run this time (marked
+with the run they come from), so that a partial re-run still writes every row.
 
-    python bench/bench_tuner.py [--smollm2-steps 5] [--tiny-steps 20] [--threads 1]
+    python bench/bench_tuner.py [--smollm2-steps 5] [--tiny-steps 20] [--phi3-1b-steps 3]
+        [--threads 1] [--data kb|qa] [--max-length 128] [--skip model:arm ...]
+        [--only model:arm ...] [--merge]
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,7 +73,39 @@ COMMON: dict[str, Any] = {
     "eval_fraction": 0.1,
     "seed": 0,
 }
-MODELS = {"smollm2": "smollm2-135m-instruct", "tiny-phi3": "tiny-phi3"}
+MODELS = {"smollm2": "smollm2-135m-instruct", "tiny-phi3": "tiny-phi3", "phi3-1b": "phi3-1b"}
+#: ``phi3-1b``: Phi-3's layout at ~1B parameters (Phi-3-mini: 3072 hidden, 32 layers).
+PHI3_1B = {
+    "hidden_size": 2048,
+    "intermediate_size": 5632,
+    "num_hidden_layers": 16,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 16,
+    "vocab_size": 32064,
+}
+#: Our Tuner's arms: TunerConfig settings on top of COMMON.
+OURS_ARMS: dict[str, dict[str, Any]] = {
+    "ours": {"method": "lora"},
+    "ours-lean": {"method": "lora", "gradient_checkpointing": True, "precision": "bf16"},
+    "ours-ckpt": {"method": "lora", "gradient_checkpointing": True},
+    "ours-qlora": {"method": "qlora"},
+    "ours-qlora-ckpt": {"method": "qlora", "gradient_checkpointing": True},
+}
+#: Arms run per model, in order, and the model's overrides of COMMON.
+PLAN: dict[str, tuple[list[str], dict[str, Any]]] = {
+    "tiny-phi3": (["ours", "ours-lean", "cookbook-fp32", "cookbook"], {}),
+    "smollm2": (
+        [
+            *("ours", "ours-lean", "cookbook-fp32", "cookbook"),
+            *("ours-ckpt", "ours-qlora", "ours-qlora-ckpt"),
+        ],
+        {},
+    ),
+    "phi3-1b": (["ours", "ours-qlora"], {"batch_size": 1, "max_length": 256}),
+}
+#: (arm, baseline) pairs compared on speed and memory, and QLoRA vs LoRA pairs.
+SPEED_PAIRS = [("ours", "cookbook"), ("ours", "cookbook-fp32"), ("ours-lean", "cookbook")]
+QLORA_PAIRS = [("ours-qlora", "ours"), ("ours-qlora-ckpt", "ours-ckpt")]
 #: Training data regimes: the whole knowledge base (long documents + Q&A), or the chat Q&A
 #: alone (the CookBook's own use case: short examples padded to max_length).
 DATA_SOURCES = {
@@ -65,6 +113,8 @@ DATA_SOURCES = {
     "qa": [KB / "qa_train.jsonl"],
 }
 CURRENT: dict[str, Any] = {"data": "kb"}
+#: Names the rows of this run (``--merge`` keeps rows of earlier runs under their own name).
+RUN_ID = time.strftime("%Y-%m-%d %H:%M")
 
 
 # --------------------------------------------------------------------------------------
@@ -109,18 +159,29 @@ def _held_out_perplexity(model: Any, model_name: str, eval_ex: list[Any]) -> flo
     return ppl
 
 
-def run_ours(model_name: str, steps: int, method: str, workdir: Path) -> dict[str, Any]:
+def build_phi3_1b(out_dir: Path) -> Path:
+    """Save the random-init ~1B Phi-3 (bf16 safetensors, real Phi-3 tokenizer)."""
+    import torch
+
+    from phi3industry.models import build_tiny_phi3
+
+    return build_tiny_phi3(out_dir, seed=0, dtype=torch.bfloat16, **PHI3_1B)
+
+
+def run_ours(model_name: str, steps: int, arm: str, workdir: Path) -> dict[str, Any]:
     from phi3industry import Tuner, TunerConfig
 
+    settings = OURS_ARMS[arm]
+    method = settings["method"]
     tuner = Tuner(
         TunerConfig(
             model=model_name,
-            method=method,
             max_steps=steps,
             output_dir=str(workdir / "adapter"),
             save_steps=10_000,
             logging_steps=max(1, steps),
             progress=False,
+            **settings,
             **COMMON,
         )
     )
@@ -133,12 +194,17 @@ def run_ours(model_name: str, steps: int, method: str, workdir: Path) -> dict[st
         "padding_fraction": 0.0,  # packed rows; the batch is padded to its longest row
         "held_out_ppl_before": result.metrics_before.get("eval_perplexity"),
         "held_out_ppl_after": result.metrics_after.get("eval_perplexity"),
-        "precision": tuner.precision + (" (4-bit NF4 base)" if method == "qlora" else ""),
+        "precision": _precision_label(tuner.precision, method),
         "gradient_checkpointing": tuner.config.gradient_checkpointing,
         "packing": tuner.config.packing,
         "adapted_modules": _adapted(tuner.model),
         "trainable_params": result.trainable_params,
     }
+
+
+def _precision_label(precision: str, method: str) -> str:
+    label = "bf16 autocast" if precision == "bf16" else precision
+    return label + (" (4-bit NF4 base)" if method == "qlora" else "")
 
 
 class _CountingCollator:
@@ -263,15 +329,13 @@ def child(spec: dict[str, Any], out_file: Path) -> None:
 
     torch.set_num_threads(spec["threads"])
     CURRENT["data"] = spec["data"]
-    COMMON["max_length"] = spec["max_length"]
+    COMMON.update(spec["common"])
+    model = spec.get("model_path") or MODELS[spec["model"]]
     with tempfile.TemporaryDirectory() as tmp:
-        if spec["arm"].startswith("ours"):
-            method = "qlora" if spec["arm"] == "ours-qlora" else "lora"
-            res = run_ours(MODELS[spec["model"]], spec["steps"], method, Path(tmp))
+        if spec["arm"] in OURS_ARMS:
+            res = run_ours(model, spec["steps"], spec["arm"], Path(tmp))
         else:
-            res = run_cookbook(
-                MODELS[spec["model"]], spec["steps"], spec["arm"] == "cookbook", Path(tmp)
-            )
+            res = run_cookbook(model, spec["steps"], spec["arm"] == "cookbook", Path(tmp))
     out_file.write_text(json.dumps(res))
 
 
@@ -284,6 +348,7 @@ def run_arm(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out_file = Path(fh.name)
     env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "TOKENIZERS_PARALLELISM": "false"}
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", json.dumps(spec), "--child-out", str(out_file)],
@@ -301,11 +366,14 @@ def run_arm(spec: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"arm {spec} failed:\n{log[-4000:]}")
     res: dict[str, Any] = json.loads(out_file.read_text())
     out_file.unlink()
-    res.update(spec)
+    res.update({k: v for k, v in spec.items() if k not in ("model_path", "common")})
     res["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
     res["process_wall_s"] = wall
+    res["loadavg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    res["run"] = RUN_ID
+    res.update(spec["common"])
     print(
-        f"{spec['model']:9} {spec['arm']:13} {res['nonpad_tokens_per_s']:8.1f} nonpad tok/s "
+        f"{spec['model']:9} {spec['arm']:15} {res['nonpad_tokens_per_s']:8.1f} nonpad tok/s "
         f"{res['peak_rss_mib']:7.0f} MiB  ppl {res['held_out_ppl_after']:.2f}  "
         f"({res['precision']}, checkpointing={res['gradient_checkpointing']}) {wall:.0f} s",
         flush=True,
@@ -321,27 +389,28 @@ def compare(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by = {(r["model"], r["arm"]): r for r in rows}
     out: dict[str, Any] = {}
     for model in MODELS:
-        ours = by.get((model, "ours"))
-        if ours is None:
-            continue
-        for arm in ("cookbook", "cookbook-fp32"):
-            cb = by.get((model, arm))
-            if cb is None:
+        for arm, base in SPEED_PAIRS:
+            ours, cb = by.get((model, arm)), by.get((model, base))
+            if ours is None or cb is None:
                 continue
-            out[f"{model}: ours vs {arm}"] = {
+            out[f"{model}: {arm} vs {base}"] = {
                 "tokens_per_s_ratio": _ratio(
                     ours["nonpad_tokens_per_s"], cb["nonpad_tokens_per_s"]
                 ),
                 "peak_rss_ratio": _ratio(ours["peak_rss_mib"], cb["peak_rss_mib"]),
                 "held_out_ppl": [ours["held_out_ppl_after"], cb["held_out_ppl_after"]],
+                "same_run": ours.get("run") == cb.get("run"),
             }
-    lora, qlora = by.get(("smollm2", "ours")), by.get(("smollm2", "ours-qlora"))
-    if lora and qlora:
-        out["smollm2: qlora vs lora"] = {
-            "peak_rss_ratio": _ratio(qlora["peak_rss_mib"], lora["peak_rss_mib"]),
-            "train_time_ratio": _ratio(qlora["train_runtime_s"], lora["train_runtime_s"]),
-            "held_out_ppl": [qlora["held_out_ppl_after"], lora["held_out_ppl_after"]],
-        }
+        for arm, base in QLORA_PAIRS:
+            qlora, lora = by.get((model, arm)), by.get((model, base))
+            if qlora is None or lora is None:
+                continue
+            out[f"{model}: {arm} vs {base}"] = {
+                "peak_rss_ratio": _ratio(qlora["peak_rss_mib"], lora["peak_rss_mib"]),
+                "train_time_ratio": _ratio(qlora["train_runtime_s"], lora["train_runtime_s"]),
+                "held_out_ppl": [qlora["held_out_ppl_after"], lora["held_out_ppl_after"]],
+                "same_run": qlora.get("run") == lora.get("run"),
+            }
     return out
 
 
@@ -350,41 +419,57 @@ def _verdict(value: float, target: float, higher: bool) -> str:
     return f"{value:.2f} (target {'>=' if higher else '<='} {target}: {'met' if ok else 'MISSED'})"
 
 
+def _steps_line(env: dict[str, Any]) -> str:
+    steps = {"SmolLM2": "smollm2_steps", "tiny-phi3": "tiny_steps", "phi3-1b": "phi3_1b_steps"}
+    return ", ".join(f"{name} {env[key]}" for name, key in steps.items() if key in env)
+
+
 def write_markdown(payload: dict[str, Any], path: Path) -> None:
     env = payload["environment"]
+    runs = payload.get("runs", {})
     lines = [
         f"# Tuner benchmark (CPU, {env['threads']} torch thread(s), {env['cpus']} shared cores)",
         "",
         f"Same data (sample KB: {'docs + Q&A' if env.get('data', 'kb') == 'kb' else 'chat Q&A only'}"
-        f", 90/10 split), batch {COMMON['batch_size']} x "
-        f"{COMMON['max_length']} tokens, LoRA r={COMMON['lora_r']}, lr {COMMON['learning_rate']}; "
-        f"steps: SmolLM2 {env['smollm2_steps']}, tiny-phi3 {env['tiny_steps']}. "
-        "Held-out perplexity: same rows and scorer for every arm (model's real chat template).",
+        f", 90/10 split) for every arm; batch x tokens per row as listed, LoRA "
+        f"r={COMMON['lora_r']}, lr {COMMON['learning_rate']}; steps: {_steps_line(env)}. "
+        "Held-out perplexity: same rows and scorer for every arm (model's real chat template). "
+        "Load: the machine's 1-minute load average before -> after the arm (2 cores; higher "
+        "load, slower arm).",
         "",
-        "| model | arm | steps | non-pad tok/s | padding | peak RSS | held-out ppl after | "
-        "precision | grad. ckpt | adapted modules |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    if len(runs) > 1:
+        lines += ["Rows come from these runs (column 'run'):", ""]
+        lines += [f"- {rid}: {info}" for rid, info in runs.items()]
+        lines.append("")
+    lines += [
+        "| model | arm | run | steps | batch x tokens | non-pad tok/s | padding | train time | "
+        "peak RSS | held-out ppl after | precision | grad. ckpt | load | adapted modules |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in payload["arms"]:
+        load = "->".join(f"{x:.1f}" for x in r["loadavg"]) if r.get("loadavg") else "n/a"
         lines.append(
-            f"| {r['model']} | {r['arm']} | {r['steps']} | {r['nonpad_tokens_per_s']:.1f} | "
-            f"{100 * r['padding_fraction']:.0f} % | {r['peak_rss_mib']:.0f} MiB | "
-            f"{r['held_out_ppl_after']:.2f} | {r['precision']} | {r['gradient_checkpointing']} | "
-            f"{', '.join(r['adapted_modules'])} |"
+            f"| {r['model']} | {r['arm']} | {r.get('run', 'n/a')} | {r['steps']} | "
+            f"{r['batch_size']} x {r['max_length']} | {r['nonpad_tokens_per_s']:.1f} | "
+            f"{100 * r['padding_fraction']:.0f} % | {r['train_runtime_s']:.0f} s | "
+            f"{r['peak_rss_mib']:.0f} MiB | {r['held_out_ppl_after']:.2f} | {r['precision']} | "
+            f"{r['gradient_checkpointing']} | {load} | {', '.join(r['adapted_modules'])} |"
         )
     lines += ["", "## Ratios", ""]
     for name, c in payload["comparisons"].items():
+        mixed = "" if c.get("same_run", True) else " (arms from different runs)"
         if "tokens_per_s_ratio" in c:
             lines.append(
                 f"- {name}: non-padding tokens/s x{_verdict(c['tokens_per_s_ratio'], 2.0, True)}; "
                 f"peak RSS x{_verdict(c['peak_rss_ratio'], 1.0, False)}; held-out ppl "
-                f"{c['held_out_ppl'][0]:.2f} vs {c['held_out_ppl'][1]:.2f}"
+                f"{c['held_out_ppl'][0]:.2f} vs {c['held_out_ppl'][1]:.2f}{mixed}"
             )
         else:
             lines.append(
                 f"- {name}: peak RSS x{_verdict(c['peak_rss_ratio'], 0.6, False)}; train time "
                 f"x{_verdict(c['train_time_ratio'], 1.2, False)}; held-out ppl "
-                f"{c['held_out_ppl'][0]:.2f} vs {c['held_out_ppl'][1]:.2f}"
+                f"{c['held_out_ppl'][0]:.2f} vs {c['held_out_ppl'][1]:.2f}{mixed}"
             )
     lines += ["", "## Notes", "", *[f"- {n}" for n in payload["notes"]], ""]
     path.write_text("\n".join(lines))
@@ -413,59 +498,143 @@ NOTES = [
 ]
 
 
+def _old_rows(
+    path: Path, keep: set[tuple[str, str]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of an earlier results file for the arms in ``keep``, marked with their run."""
+    if not path.is_file():
+        return [], {}
+    old = json.loads(path.read_text())
+    env = old["environment"]
+    runs = dict(old.get("runs") or {})
+    label = env.get("run_id", "earlier")
+    if not runs:
+        runs[label] = _run_info(env)
+    rows = []
+    for r in old["arms"]:
+        if (r["model"], r["arm"]) not in keep:
+            continue
+        r.setdefault("run", label)
+        r.setdefault("batch_size", old["common"]["batch_size"])
+        r.setdefault("max_length", old["common"]["max_length"])
+        rows.append(r)
+    used = {r["run"] for r in rows}
+    return rows, {k: v for k, v in runs.items() if k in used}
+
+
+def _run_info(env: dict[str, Any]) -> str:
+    return (
+        f"{env['threads']} torch thread(s), steps {_steps_line(env)}, "
+        f"torch {env.get('torch')}, transformers {env.get('transformers')}, "
+        f"peft {env.get('peft')}, trl {env.get('trl')}, bitsandbytes {env.get('bitsandbytes')}"
+    )
+
+
+def _order(row: dict[str, Any]) -> tuple[int, int]:
+    models = list(PLAN)
+    arms = PLAN[row["model"]][0] if row["model"] in PLAN else []
+    return (
+        models.index(row["model"]) if row["model"] in models else len(models),
+        arms.index(row["arm"]) if row["arm"] in arms else len(arms),
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--smollm2-steps", type=int, default=5)
     ap.add_argument("--tiny-steps", type=int, default=20)
+    ap.add_argument("--phi3-1b-steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip", nargs="*", default=[], help="arms to skip, as model:arm")
+    ap.add_argument("--only", nargs="*", default=[], help="run only these arms, as model:arm")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the existing results' rows for the arms not run this time",
+    )
     ap.add_argument("--data", choices=sorted(DATA_SOURCES), default="kb", help="training data")
     ap.add_argument("--max-length", type=int, default=128, help="tokens per training row")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
+    ap.add_argument("--build-phi3-1b", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.build_phi3_1b:
+        build_phi3_1b(Path(args.build_phi3_1b))
+        return
     if args.child:
         child(json.loads(args.child), Path(args.child_out))
         return
 
-    specs = []
-    for model, steps in (("tiny-phi3", args.tiny_steps), ("smollm2", args.smollm2_steps)):
-        arms = ["ours", "cookbook-fp32", "cookbook"] + (
-            ["ours-qlora"] if model == "smollm2" else []
-        )
-        for arm in arms:
-            if f"{model}:{arm}" not in args.skip:
-                specs.append(
-                    {
-                        "model": model,
-                        "arm": arm,
-                        "steps": steps,
-                        "threads": args.threads,
-                        "data": args.data,
-                        "max_length": args.max_length,
-                    }
-                )
     COMMON["max_length"] = args.max_length
+    steps = {"tiny-phi3": args.tiny_steps, "smollm2": args.smollm2_steps}
+    steps["phi3-1b"] = args.phi3_1b_steps
+    specs = []
+    for model, (arms, overrides) in PLAN.items():
+        for arm in arms:
+            name = f"{model}:{arm}"
+            if name in args.skip or (args.only and name not in args.only):
+                continue
+            specs.append(
+                {
+                    "model": model,
+                    "arm": arm,
+                    "steps": steps[model],
+                    "threads": args.threads,
+                    "data": args.data,
+                    "common": {
+                        "batch_size": COMMON["batch_size"],
+                        "max_length": COMMON["max_length"],
+                        **overrides,
+                    },
+                }
+            )
+    stem = "tuner" if args.data == "kb" else f"tuner-{args.data}"
+    env: dict[str, Any] = {
+        "run_id": RUN_ID,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "threads": args.threads,
+        "smollm2_steps": args.smollm2_steps,
+        "tiny_steps": args.tiny_steps,
+        "phi3_1b_steps": args.phi3_1b_steps,
+        "data": args.data,
+        **_versions(),
+    }
     start = time.perf_counter()
-    rows = [run_arm(spec) for spec in specs]
+    built = None
+    if any(s["model"] == "phi3-1b" for s in specs):
+        # Built in a process of its own, so that no arm's peak RSS includes building it.
+        built = Path(tempfile.mkdtemp(prefix="phi3-1b-"))
+        subprocess.run(
+            [sys.executable, __file__, "--build-phi3-1b", str(built)],
+            check=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+        )
+        for spec in specs:
+            if spec["model"] == "phi3-1b":
+                spec["model_path"] = str(built)
+    try:
+        rows = [run_arm(spec) for spec in specs]
+    finally:
+        if built is not None:
+            shutil.rmtree(built, ignore_errors=True)
+    env["total_wall_s"] = time.perf_counter() - start
+    runs = {RUN_ID: _run_info(env)}
+    if args.merge:
+        ran = {(s["model"], s["arm"]) for s in specs}
+        wanted = {(m, a) for m, (arms, _) in PLAN.items() for a in arms} - ran
+        old_rows, old_runs = _old_rows(RESULTS / f"{stem}.json", wanted)
+        rows = sorted(rows + old_rows, key=_order)
+        runs.update(old_runs)
     payload = {
-        "environment": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "threads": args.threads,
-            "smollm2_steps": args.smollm2_steps,
-            "tiny_steps": args.tiny_steps,
-            "total_wall_s": time.perf_counter() - start,
-            **_versions(),
-        },
+        "environment": env,
+        "runs": runs,
         "common": COMMON,
         "cookbook_targets": COOKBOOK_TARGETS,
         "arms": rows,
         "comparisons": compare(rows),
         "notes": NOTES,
     }
-    payload["environment"]["data"] = args.data
-    stem = "tuner" if args.data == "kb" else f"tuner-{args.data}"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     write_markdown(payload, RESULTS / f"{stem}.md")

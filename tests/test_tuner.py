@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,31 @@ def test_precision_auto_is_fp32_on_cpu() -> None:
     assert Tuner(TunerConfig(model="tiny-phi3")).precision == "fp32"
     with pytest.raises(ConfigError, match="precision='fp16' needs a CUDA GPU"):
         Tuner(TunerConfig(model="tiny-phi3", precision="fp16"))
+
+
+def test_bf16_with_checkpointing_trains_on_cpu(tiny_dir: Path, tmp_path: Path) -> None:
+    # TRL's CPU defaults, asked for explicitly: bf16 autocast over fp32 weights.
+    import torch
+    from safetensors.torch import load_file
+
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only check")
+    tuner = Tuner(
+        _cfg(
+            tiny_dir,
+            tmp_path / "bf16",
+            precision="bf16",
+            gradient_checkpointing=True,
+            max_steps=2,
+            eval_fraction=0.0,
+        )
+    )
+    assert tuner.precision == "bf16"
+    result = tuner.train(ROWS[:8])
+    assert result.global_step == 2 and math.isfinite(result.train_loss)
+    assert {p.dtype for p in tuner.model.parameters()} == {torch.float32}
+    adapter = load_file(str(result.output_dir / "adapter_model.safetensors"))
+    assert all(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
 
 
 def test_missing_bitsandbytes_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
