@@ -32,19 +32,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+from _stats import pct
 
 ROOT = Path(__file__).resolve().parent
 KB = ROOT.parent / "phi3industry" / "assets" / "sample_kb"
 CLI = Path(sys.executable).with_name("phi3industry")
 ROUTES = ("retrieve", "chat", "chat-stream")
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    idx = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[idx]
 
 
 def rss_mb(pid: int) -> float:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import openai
 import torch
+from _stats import pct
 
 from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
 from phi3industry.generation import _first_token_timer
@@ -34,14 +35,6 @@ from phi3industry.server import BackgroundServer
 ROOT = Path(__file__).resolve().parent
 KB = ROOT.parent / "phi3industry" / "assets" / "sample_kb"
 KEY = "bench-key-0123456789"
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    idx = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[idx]
 
 
 def bare_generate(pipe: Pipeline, messages: list[dict[str, str]], max_new: int) -> dict:

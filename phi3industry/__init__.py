@@ -10,6 +10,8 @@ names that need them, so ``import phi3industry`` stays fast.
 from __future__ import annotations
 
 import importlib
+import logging
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from phi3industry.errors import (
@@ -27,6 +29,16 @@ from phi3industry.errors import (
 )
 
 __version__ = "0.1.0"
+
+# peft imports bitsandbytes whenever it is installed, and bitsandbytes' CPU backend then warns
+# on every start that it could not fetch an optional kernel from the model hub (which needs the
+# `kernels` package and a network). Its own fallback kernel is what runs; the line is noise.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a
+# model; the FutureWarning is addressed to peft, not to our users.
+warnings.filterwarnings(
+    "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
 
 # Public name -> module that defines it; resolved on first attribute access.
 _LAZY: dict[str, str] = {

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from phi3industry._textfiles import iter_jsonl
 from phi3industry.errors import DocumentError
 
 SectionSpan = tuple[str | None, int, int, int | None]
@@ -641,18 +642,7 @@ def parse_jsonl(text: str, name: str) -> Parsed:
             no line holds any text.
     """
     records: list[tuple[str, str]] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DocumentError(
-                f"{name} line {number}: not valid JSON ({exc.msg}: column {exc.colno}). "
-                "Fix or remove that line."
-            ) from exc
-        except RecursionError as exc:
-            raise DocumentError(f"{name} line {number}: JSON nested too deeply.") from exc
+    for number, record in iter_jsonl(text, name, error=DocumentError):
         if not isinstance(record, dict):
             raise DocumentError(
                 f"{name} line {number}: expected a JSON object, got {type(record).__name__}. "

@@ -33,9 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import random
 import re
 import warnings
@@ -44,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phi3industry._textfiles import iter_csv, iter_jsonl, parse_json, read_utf8
 from phi3industry.errors import DataFormatError
 
 if TYPE_CHECKING:
@@ -274,48 +272,8 @@ def rows_to_examples(
 # --------------------------------------------------------------------------------------
 
 
-def _read_utf8(path: Path) -> str:
-    """A data file's text (UTF-8, BOM dropped); read and decoding errors name the file and line."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataFormatError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataFormatError(
-            f"{path.name} line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-            f"{exc.start}). Re-save the file as UTF-8."
-        ) from exc
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    # Universal newlines, as open() in text mode; str.splitlines would also split at U+2028.
-    for lineno, line in enumerate(io.StringIO(_read_utf8(path), newline=None), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(
-                f"{path.name} line {lineno}: not valid JSON ({exc.msg}: column {exc.colno}). "
-                "Fix or remove that line."
-            ) from exc
-        except RecursionError as exc:
-            raise DataFormatError(f"{path.name} line {lineno}: JSON nested too deeply.") from exc
-        yield f"{path.name} line {lineno}", row
-
-
 def _read_json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        data = json.loads(_read_utf8(path))
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(
-            f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})."
-        ) from exc
-    except RecursionError as exc:
-        raise DataFormatError(f"{path.name}: JSON nested too deeply.") from exc
+    data = parse_json(read_utf8(path), path.name)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -327,32 +285,23 @@ def _read_json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _read_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(_read_utf8(path), newline=""))
-    start = 1  # the line where the row being read starts: where an open quote would be
-    try:
-        _ = reader.fieldnames  # reads the header
-        start = reader.line_num + 1
-        for i, row in enumerate(reader, 1):
-            start = reader.line_num + 1
-            # Empty cells of optional columns (alpaca 'input') are fine; drop them.
-            yield f"{path.name} row {i}", {k: v for k, v in row.items() if k is not None}
-    except csv.Error as exc:
-        raise DataFormatError(
-            f"{path.name} line {start}: not valid CSV ({exc}). Fix the quoting of the row that "
-            "starts there (a quote that is never closed swallows the rest of the file)."
-        ) from exc
+    for where, row in iter_csv(read_utf8(path), path.name):
+        # Empty cells of optional columns (alpaca 'input') are fine; surplus cells are not
+        # a field.
+        yield where, {k: v for k, v in row.items() if k is not None}
 
 
 def _read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     if path.suffix == ".jsonl":
-        return list(_read_jsonl(path))
+        rows = iter_jsonl(read_utf8(path), path.name)
+        return [(f"{path.name} line {number}", row) for number, row in rows]
     if path.suffix == ".json":
         return list(_read_json(path))
     return list(_read_csv(path))
 
 
 def _read_text_file(path: Path) -> str:
-    text = _read_utf8(path)
+    text = read_utf8(path)
     if path.suffix in (".html", ".htm"):
         from bs4 import BeautifulSoup
 

@@ -300,6 +300,11 @@ def _hit_key(hit: Hit) -> tuple[str, str]:
     return ",".join(ids), hit.source
 
 
+# Part of every cached answer's fingerprint: raise it when scoring changes, so that answers
+# scored the old way are redone (2: no retrieval metrics for strategies that do not retrieve).
+_SCORING_VERSION = 2
+
+
 def _file_stamp(path: str | os.PathLike[str] | None) -> str | None:
     if path is None:
         return None
@@ -521,6 +526,7 @@ def evaluate(
     k = cfg.k
     adapter_paths = getattr(pipe.generator, "_adapters", {})
     common = {
+        "scoring": _SCORING_VERSION,
         "questions": [i.to_dict() for i in items],
         "model": getattr(pipe.generator, "name", cfg.model),
         "k": k,
@@ -561,7 +567,8 @@ def evaluate(
                 )
                 amortized = (time.perf_counter() - asked) / len(batch)
                 for i, answer in zip(batch, answers, strict=True):
-                    record = score_answer(items[i], answer, retrieved.get(i), k)
+                    hits = retrieved.get(i) if pipe_strategy.startswith("rag") else None
+                    record = score_answer(items[i], answer, hits, k)
                     if len(batch) > 1:  # answered together: each one's share of the batch
                         record["scores"][LATENCY] = amortized
                     records.append(record)

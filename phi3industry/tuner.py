@@ -623,7 +623,7 @@ class Tuner:
             callbacks=_training_callbacks(out / (LOG_FILE + "l")),
         )
         is_main = trainer.is_world_process_zero()
-        before = self._measure(eval_rows, eval_texts) if is_main else {}
+        before = self._measure(eval_rows, eval_texts, "before") if is_main else {}
 
         resume_from = self._last_checkpoint(out) if cfg.resume else None
         if cfg.resume and resume_from is None:
@@ -658,14 +658,22 @@ class Tuner:
         )
         if is_main:
             result.metrics_before = before
-            result.metrics_after = self._measure(eval_rows, eval_texts)
+            result.metrics_after = self._measure(eval_rows, eval_texts, "after")
             self._save(out, trainer, result)
         return result
 
     def _measure(
-        self, eval_rows: list[dict[str, list[int]]], eval_texts: list[str]
+        self, eval_rows: list[dict[str, list[int]]], eval_texts: list[str], when: str
     ) -> dict[str, float]:
-        """Held-out perplexity, domain-term log-prob and general-text perplexity."""
+        """Held-out perplexity, domain-term log-prob and general-text perplexity.
+
+        Args:
+            eval_rows: Tokenized held-out rows.
+            eval_texts: Held-out plain texts (for the domain-term score).
+            when: "before" or "after" (training), for the progress bar.
+        """
+        from tqdm.auto import tqdm
+
         from phi3industry._tuning import metrics
 
         model, tokenizer = self.model, self.tokenizer
@@ -673,12 +681,19 @@ class Tuner:
         model.eval()
         out: dict[str, float] = {}
         pad = int(tokenizer.pad_token_id or 0)
+        bar = tqdm(
+            total=3,
+            desc=f"metrics {when} training",
+            unit="metric",
+            disable=not self.config.progress,
+        )
         if eval_rows:
             ppl, n = metrics.perplexity_of_rows(
                 model, eval_rows, batch_size=self.config.batch_size, pad_id=pad
             )
             out["eval_perplexity"] = ppl
             out["eval_tokens"] = n
+        bar.update()
         if eval_texts and self.domain_terms:
             scores = metrics.text_metrics(
                 model,
@@ -691,9 +706,12 @@ class Tuner:
             for key in ("domain_term_logprob", "domain_term_perplexity"):
                 if key in scores:
                     out[key] = scores[key]
+        bar.update()
         out["general_perplexity"] = metrics.general_perplexity(
             model, tokenizer, max_length=self.config.max_length
         )
+        bar.update()
+        bar.close()
         if was_training:
             model.train()
         return out

@@ -337,6 +337,8 @@ def test_evaluate_end_to_end_writes_report(
     assert 0.0 <= rag["recall@k"]["mean"] <= 1.0
     assert rag["recall@k"]["mean"] == 1.0  # both gold documents are retrieved at k=2
     assert "recall@k" not in data["strategies"]["base"]["metrics"]  # no retrieval, no recall
+    # Asked after "rag" had retrieved for the same questions: still no retrieval of its own.
+    assert "recall@k" not in data["strategies"]["finetuned"]["metrics"]
     assert len(data["comparisons"]) == 6 * 3  # 4 strategies: 6 pairs x 3 primary metrics
     json.dumps(data)  # JSON-ready
 

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -368,6 +368,20 @@ _TRAIN_FILES = _row_files(
 )
 _QA_FILES = _row_files(good_qa_rows, [["question", "answer"], ["question", "answer", "sources"]])
 
+T = TypeVar("T")
+
+
+def _load_or_name_the_file(load: Callable[[Path], T], path: Path) -> T | None:
+    """``load(path)``, or None when it refused the file with an error naming the file."""
+    try:
+        loaded = load(path)
+    except DataFormatError as exc:
+        assert path.name in str(exc)
+        event("refused")
+        return None
+    event("loaded")
+    return loaded
+
 
 @FUZZ
 @given(
@@ -379,14 +393,9 @@ def test_any_training_file_loads_or_raises_data_format_error(
 ) -> None:
     path = workdir / f"train{suffix}"
     path.write_bytes(data.draw(_data_file(_TRAIN_FILES[suffix]), "bytes"))
-    try:
-        examples = load_examples(path)
-    except DataFormatError as exc:
-        assert path.name in str(exc)
-        event("refused")
-        return
-    event("loaded")
-    check_examples(examples)
+    examples = _load_or_name_the_file(load_examples, path)
+    if examples is not None:
+        check_examples(examples)
 
 
 # --------------------------------------------------------------------------- QA sets
@@ -420,14 +429,9 @@ def test_any_qa_file_loads_or_raises_data_format_error(
 ) -> None:
     path = workdir / f"qa{suffix}"
     path.write_bytes(data.draw(_data_file(_QA_FILES[suffix]), "bytes"))
-    try:
-        items = load_qa(path)
-    except DataFormatError as exc:
-        assert path.name in str(exc)
-        event("refused")
-        return
-    event("loaded")
-    check_qa(items)
+    items = _load_or_name_the_file(load_qa, path)
+    if items is not None:
+        check_qa(items)
 
 
 # --------------------------------------------------------------------------- configs

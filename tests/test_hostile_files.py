@@ -311,21 +311,43 @@ BROKEN_LINE = b"\n{broken\n"
 DEEP = b"[" * 100_000 + b"]" * 100_000 + b"\n"
 
 
+# (loader, a good first line, the word its messages use for a JSONL line)
+GOOD_TRAINING = b'{"prompt": "a?", "completion": "b"}\n'
+GOOD_QA = b'{"question": "a?", "answer": "b"}\n'
+LOADERS = [
+    pytest.param(load_examples, GOOD_TRAINING, "line", id="training"),
+    pytest.param(load_qa, GOOD_QA, "row", id="qa"),
+]
+
+
+@pytest.mark.parametrize(("load", "good", "word"), LOADERS)
+@pytest.mark.parametrize("case", ["broken", "binary", "deep-jsonl", "deep-json"])
+def test_unreadable_json_is_refused_naming_the_line(
+    load: Callable[[Path], object], good: bytes, word: str, case: str, tmp_path: Path
+) -> None:
+    name, content, match = {
+        "broken": (
+            "broken.jsonl",
+            good + BROKEN_LINE + good,
+            rf"broken\.jsonl {word} 3: not valid JSON \(.*: column 2\)\. Fix or remove that {word}",
+        ),
+        "binary": (
+            "binary.jsonl",
+            good + b"\xff\xfe" + rng.randbytes(2000),
+            rf"binary\.jsonl line 2: not UTF-8 text \(byte 0xff at offset {len(good)}\)\. Re-save",
+        ),
+        "deep-jsonl": ("deep.jsonl", good + DEEP, rf"deep\.jsonl {word} 2: JSON nested too deeply"),
+        "deep-json": ("deep.json", DEEP, r"deep\.json: JSON nested too deeply"),
+    }[case]
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataFormatError, match=match):
+        load(path)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
-        (
-            "broken.jsonl",
-            b'{"prompt": "a?", "completion": "b"}\n' + BROKEN_LINE + b'{"text": "c"}\n',
-            r"broken\.jsonl line 3: not valid JSON \(.*: column 2\)\. Fix or remove that line",
-        ),
-        (
-            "binary.jsonl",
-            b'{"text": "ok"}\n' + b"\xff\xfe" + rng.randbytes(2000),
-            r"binary\.jsonl line 2: not UTF-8 text \(byte 0xff at offset 15\)\. Re-save",
-        ),
-        ("deep.jsonl", b'{"text": "ok"}\n' + DEEP, r"deep\.jsonl line 2: JSON nested too deeply"),
-        ("deep.json", DEEP, r"deep\.json: JSON nested too deeply"),
         (
             "surrogate.jsonl",
             b'{"prompt": "a?", "completion": "b \\udfff"}\n',
@@ -356,18 +378,6 @@ def test_hostile_training_file_is_refused_naming_the_line(
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
-        (
-            "broken.jsonl",
-            b'{"question": "a?", "answer": "b"}\n' + BROKEN_LINE,
-            r"broken\.jsonl row 3: not valid JSON",
-        ),
-        (
-            "binary.jsonl",
-            b'{"question": "a?", "answer": "b"}\n' + b"\xff" + rng.randbytes(2000),
-            r"binary\.jsonl: line 2 is not UTF-8 \(byte 0xff at offset 34\)\. Re-save",
-        ),
-        ("deep.jsonl", b'{"question": "a?", "answer": "b"}\n' + DEEP, r"row 2: not valid JSON"),
-        ("deep.json", DEEP, r"deep\.json: not valid JSON"),
         (
             "surrogate.jsonl",
             b'{"question": "a?", "answer": ["b", "\\ud800"]}\n',

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 import re
@@ -14,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from phi3industry._evaluation.metrics import answer_recall, normalize_answer
+from phi3industry._textfiles import iter_csv, iter_jsonl, parse_json, read_utf8
 from phi3industry.errors import DataFormatError
 
 QA_FIELDS = ("question", "answer", "sources")
@@ -147,60 +146,27 @@ def qa_item_from_row(row: Any, where: str) -> QAItem:
 
 def _rows_from_file(path: Path) -> Iterator[tuple[str, Any]]:
     suffix = path.suffix.lower()
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataFormatError(f"Cannot read QA file {path}: {exc.strerror or exc}.") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = raw.count(b"\n", 0, exc.start) + 1
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         raise DataFormatError(
-            f"Cannot read QA file {path}: line {lineno} is not UTF-8 (byte 0x{raw[exc.start]:02x} "
-            f"at offset {exc.start}). Re-save it as UTF-8."
-        ) from exc
+            f"Cannot read QA file {path}: unknown extension {suffix!r}; use .jsonl, .json, "
+            ".csv or .tsv."
+        )
+    text = read_utf8(path, "QA file ")
     if suffix in (".jsonl", ".ndjson"):
-        # Universal newlines only: str.splitlines would also split at U+2028 inside a string.
-        for n, line in enumerate(io.StringIO(text, newline=None), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except (ValueError, RecursionError) as exc:
-                raise DataFormatError(f"{path.name} row {n}: not valid JSON: {exc}.") from exc
-            yield f"{path.name} row {n}", row
+        for number, row in iter_jsonl(text, path.name, label="row"):
+            yield f"{path.name} row {number}", row
     elif suffix == ".json":
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise DataFormatError(f"{path.name}: not valid JSON: {exc}.") from exc
+        data = parse_json(text, path.name)
         if isinstance(data, dict):
             data = data.get("data", data.get("questions", [data]))
         if not isinstance(data, list):
             raise DataFormatError(f"{path.name}: expected a list of QA objects.")
         for n, row in enumerate(data, 1):
             yield f"{path.name} row {n}", row
-    elif suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(
-            io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","
-        )
-        start = 1  # the line where the row being read starts: where an open quote would be
-        try:
-            _ = reader.fieldnames  # reads the header
-            start = reader.line_num + 1
-            for n, row in enumerate(reader, 2):  # row 1 is the header
-                start = reader.line_num + 1
-                yield f"{path.name} row {n}", {k: v for k, v in row.items() if k and v != ""}
-        except csv.Error as exc:
-            raise DataFormatError(
-                f"{path.name} line {start}: not valid CSV ({exc}). Fix the quoting of the row "
-                "that starts there (a quote that is never closed swallows the rest)."
-            ) from exc
     else:
-        raise DataFormatError(
-            f"Cannot read QA file {path}: unknown extension {suffix!r}; use .jsonl, .json, "
-            ".csv or .tsv."
-        )
+        delimiter = "\t" if suffix == ".tsv" else ","
+        for where, row in iter_csv(text, path.name, delimiter=delimiter, first_row=2):
+            yield where, {k: v for k, v in row.items() if k and v != ""}  # row 1: the header
 
 
 def load_qa(data: Any, *, limit: int | None = None) -> list[QAItem]:
