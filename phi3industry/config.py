@@ -249,7 +249,20 @@ class RetrieverConfig(_ConfigBase):
     min_score: float | None = field(
         default=None, metadata={"help": "Default: drop hits whose score is below this."}
     )
-    batch_size: int = field(default=64, metadata={"help": "Chunks embedded per batch."})
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Chunks embedded per batch; default: the embedder's best (8 for ONNX on "
+            "CPU, 64 otherwise)."
+        },
+    )
+    write_batch_size: int = field(
+        default=512,
+        metadata={
+            "help": "Chunks gathered across documents, embedded and written to Chroma together "
+            "(each write has a fixed cost; a killed sync redoes at most one group)."
+        },
+    )
     device: str | None = field(
         default=None, metadata={"help": "Embedding device ('cpu', 'cuda'); default: best."}
     )
@@ -291,8 +304,12 @@ class RetrieverConfig(_ConfigBase):
             f"max_file_bytes must be a positive integer, got {self.max_file_bytes!r}.",
         )
         _check(
-            isinstance(self.batch_size, int) and self.batch_size > 0,
+            self.batch_size is None or (isinstance(self.batch_size, int) and self.batch_size > 0),
             f"batch_size must be a positive integer, got {self.batch_size!r}.",
+        )
+        _check(
+            isinstance(self.write_batch_size, int) and self.write_batch_size > 0,
+            f"write_batch_size must be a positive integer, got {self.write_batch_size!r}.",
         )
         _check(
             isinstance(self.port, int) and 0 < self.port < 65536,

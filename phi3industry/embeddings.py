@@ -88,16 +88,18 @@ class Embedder(abc.ABC):
     name: str
     dimension: int
     max_tokens: int | None
+    #: Texts per forward pass (or API request) when ``embed_documents`` is given none.
+    preferred_batch_size: int = 64
 
     @abc.abstractmethod
     def embed_documents(
-        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
     ) -> np.ndarray:
         """Embed texts.
 
         Args:
             texts: The texts.
-            batch_size: Texts per forward pass.
+            batch_size: Texts per forward pass; None: :attr:`preferred_batch_size`.
             progress: Show a progress bar.
 
         Returns:
@@ -194,7 +196,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_tokens = _content_limit(model.tokenizer, model.max_seq_length)
 
     def embed_documents(
-        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
     ) -> np.ndarray:
         """Embed texts (sentence-transformers sorts them by length to batch efficiently)."""
         texts = list(texts)
@@ -202,7 +204,7 @@ class SentenceTransformerEmbedder(Embedder):
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
             texts,
-            batch_size=batch_size,
+            batch_size=batch_size or self.preferred_batch_size,
             show_progress_bar=progress,
             convert_to_numpy=True,
             normalize_embeddings=True,
@@ -254,14 +256,19 @@ class OnnxEmbedder(Embedder):
         model_file = export_dir / ("model_int8.onnx" if quantized else "model.onnx")
         self._session = ort.InferenceSession(str(model_file), options, providers=providers)
         self._inputs = [i.name for i in self._session.get_inputs()]
+        if self._session.get_providers()[0] == "CPUExecutionProvider":
+            # Measured on the Django docs' 256-token chunks (1 and 2 threads): batches of 8
+            # embed 10-20% faster than 64 (the attention scores of a small batch stay in cache).
+            self.preferred_batch_size = 8
 
     def embed_documents(
-        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
     ) -> np.ndarray:
         """Embed texts in batches of similar token length (less padding, faster)."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        batch_size = self.preferred_batch_size if batch_size is None else batch_size
         if batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
         encodings = self._tokenizer.encode_batch(texts)
@@ -308,13 +315,15 @@ class OpenAIEmbedder(Embedder):
         self._lock = threading.Lock()
 
     def embed_documents(
-        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
     ) -> np.ndarray:
         """Embed texts with the OpenAI API."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._client.embed_documents(texts, chunk_size=max(batch_size, 1))
+        vectors = self._client.embed_documents(
+            texts, chunk_size=max(batch_size or self.preferred_batch_size, 1)
+        )
         return _normalise(np.asarray(vectors, dtype=np.float32))
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 INDEX_FILE = "phi3industry.json"
 CHANGED_FILE = ".changed"  # rewritten by every write; readers reopen Chroma when it differs
 _PAGE = 5000  # rows per Chroma get() page
-_GROUP_BATCHES = 8  # embedding batches gathered across documents before one write
 
 
 @dataclass(frozen=True)
@@ -486,7 +485,7 @@ class Retriever:
             (report.updated if source in states else report.added).append(source)
             group.append((source, chunks))
             grouped_chunks += len(chunks)
-            if grouped_chunks >= self.config.batch_size * _GROUP_BATCHES:
+            if grouped_chunks >= self.config.write_batch_size:
                 self._write_group(group, states, report)
                 bar.update(len(group))
                 group, grouped_chunks = [], 0

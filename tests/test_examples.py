@@ -18,14 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SAMPLE_DOCS = ROOT / "phi3industry" / "assets" / "sample_kb" / "docs"
 
-# Each notebook must render its plots (an image/png output). 02-04 load a model and train or
-# generate: 30-50 s each on 2 idle cores, minutes on busy ones, so they run with `-m slow`. The
-# default run still covers the pipeline through the scheduled job and the pytest example.
+# Each notebook must render its plots (an image/png output). 02-04 load SmolLM2 and train or
+# generate: 30-50 s each on 2 idle cores (the GGUF conversion is cached once per session).
 NOTEBOOKS = [
     pytest.param("01-retrieval.ipynb", id="01-retrieval"),
-    pytest.param("02-tuning.ipynb", id="02-tuning", marks=pytest.mark.slow),
-    pytest.param("03-pipeline.ipynb", id="03-pipeline", marks=pytest.mark.slow),
-    pytest.param("04-evaluation.ipynb", id="04-evaluation", marks=pytest.mark.slow),
+    pytest.param("02-tuning.ipynb", id="02-tuning"),
+    pytest.param("03-pipeline.ipynb", id="03-pipeline"),
+    pytest.param("04-evaluation.ipynb", id="04-evaluation"),
 ]
 
 

@@ -68,8 +68,12 @@ class Ingest:
         # A new pty is 0 columns wide, which makes tqdm print nothing; give it a real size.
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
         self.proc = subprocess.Popen(
-            # Batches of one chunk: a write every 8 chunks, so kills land between many writes.
-            [str(CLI), "ingest", str(docs), "--index", str(index), "--batch-size", "1"],
+            # Batches of one chunk (a vector never depends on its batch mates) and a write
+            # every 8 chunks, so kills land between many writes.
+            [
+                *(str(CLI), "ingest", str(docs), "--index", str(index)),
+                *("--batch-size", "1", "--write-batch-size", "8"),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=slave,
