@@ -29,7 +29,7 @@ import torch
 from _stats import pct
 
 from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
-from phi3industry.generation import _first_token_timer
+from phi3industry.generation.local import _first_token_timer
 from phi3industry.server import BackgroundServer
 
 ROOT = Path(__file__).resolve().parent

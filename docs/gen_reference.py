@@ -270,7 +270,7 @@ def _error_classes() -> list[tuple[str, type]]:
             if (
                 isinstance(obj, type)
                 and issubclass(obj, errors.Phi3IndustryError)
-                and obj.__module__ == module_name
+                and (obj.__module__ + ".").startswith(module_name + ".")  # or a submodule
                 and name not in names
             ):
                 found.append((name, obj))

@@ -37,9 +37,9 @@ from phi3industry.generation import (
     Generation,
     LocalGenerator,
     OpenAIGenerator,
-    _check_params,
     parse_adapter_spec,
 )
+from phi3industry.generation._common import _check_params
 
 if TYPE_CHECKING:
     from phi3industry.retriever import Hit, Retriever

@@ -17,9 +17,9 @@ from phi3industry.generation import (
     GenerationTimeoutError,
     LocalGenerator,
     OpenAIGenerator,
-    _held_back,
     parse_adapter_spec,
 )
+from phi3industry.generation._common import _held_back
 
 PHI3_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 MSGS = [
