@@ -152,12 +152,15 @@ def kill_repeatedly(
             where = f"start-up, {point:.1f} s in"
         else:
             assert run.wait(lambda r: r.indexing_at is not None), run.seen[-2000:]
-            target = rng.randint(0, run.total // (left + 1))
+            # Documents that must stay pending for the kills still to come. The progress bar
+            # lags the writes (tqdm redraws at most every 0.1 s, a write can hold several
+            # small documents), so keep a margin of a few documents per kill.
+            reserve = 3 * left + 3
+            target = rng.randint(0, max(0, run.total - reserve) // (left + 1))
             run.wait(lambda r, t=target: r.done >= t)
             extra = rng.uniform(0.0, 0.8)
             end = time.monotonic() + extra
-            # ...but never so long that no document is left for the kills still to come.
-            run.wait(lambda r, e=end, n=left: time.monotonic() >= e or r.done >= r.total - n)
+            run.wait(lambda r, e=end, k=reserve: time.monotonic() >= e or r.done >= r.total - k)
             where = f"indexing, {run.done}/{run.total} pending documents written, +{extra:.1f} s"
         if run.indexing_at is not None:
             startup = min(startup if landed else run.indexing_at, run.indexing_at)
