@@ -91,6 +91,13 @@ class Embedder(abc.ABC):
     #: Texts per forward pass (or API request) when ``embed_documents`` is given none.
     preferred_batch_size: int = 64
 
+    def _batch_size(self, batch_size: int | None) -> int:
+        """``batch_size``, or :attr:`preferred_batch_size` for None; refuses sizes below 1."""
+        size = self.preferred_batch_size if batch_size is None else batch_size
+        if size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        return size
+
     @abc.abstractmethod
     def embed_documents(
         self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
@@ -204,7 +211,7 @@ class SentenceTransformerEmbedder(Embedder):
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
             texts,
-            batch_size=batch_size or self.preferred_batch_size,
+            batch_size=self._batch_size(batch_size),
             show_progress_bar=progress,
             convert_to_numpy=True,
             normalize_embeddings=True,
@@ -268,9 +275,7 @@ class OnnxEmbedder(Embedder):
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        batch_size = self.preferred_batch_size if batch_size is None else batch_size
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = self._batch_size(batch_size)
         encodings = self._tokenizer.encode_batch(texts)
         order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -321,9 +326,7 @@ class OpenAIEmbedder(Embedder):
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._client.embed_documents(
-            texts, chunk_size=max(batch_size or self.preferred_batch_size, 1)
-        )
+        vectors = self._client.embed_documents(texts, chunk_size=self._batch_size(batch_size))
         return _normalise(np.asarray(vectors, dtype=np.float32))
 
     def embed_query(self, text: str) -> np.ndarray:

