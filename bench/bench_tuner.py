@@ -87,6 +87,7 @@ PHI3_1B = {
 OURS_ARMS: dict[str, dict[str, Any]] = {
     "ours": {"method": "lora"},
     "ours-lean": {"method": "lora", "gradient_checkpointing": True, "precision": "bf16"},
+    "ours-own-loss": {"method": "lora", "chunked_loss": False},
     "ours-ckpt": {"method": "lora", "gradient_checkpointing": True},
     "ours-qlora": {"method": "qlora"},
     "ours-qlora-ckpt": {"method": "qlora", "gradient_checkpointing": True},
@@ -97,11 +98,14 @@ PLAN: dict[str, tuple[list[str], dict[str, Any]]] = {
     "smollm2": (
         [
             *("ours", "ours-lean", "cookbook-fp32", "cookbook"),
-            *("ours-ckpt", "ours-qlora", "ours-qlora-ckpt"),
+            *("ours-own-loss", "ours-ckpt", "ours-qlora", "ours-qlora-ckpt"),
         ],
         {},
     ),
-    "phi3-1b": (["ours", "ours-qlora"], {"batch_size": 1, "max_length": 256}),
+    "phi3-1b": (
+        ["ours", "ours-qlora", "ours-ckpt", "ours-qlora-ckpt"],
+        {"batch_size": 2, "max_length": 512},
+    ),
 }
 #: (arm, baseline) pairs compared on speed and memory, and QLoRA vs LoRA pairs.
 SPEED_PAIRS = [("ours", "cookbook"), ("ours", "cookbook-fp32"), ("ours-lean", "cookbook")]

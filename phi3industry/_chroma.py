@@ -155,10 +155,30 @@ def open_collection(
             f"Collection {config.collection!r} was built with embedder {stored_name!r} "
             f"(dimension {stored_dim}), but this retriever uses {embedder.name!r} "
             f"(dimension {embedder.dimension}). Mixing their vectors would give wrong results. "
-            f"Open it with embedding={stored_name!r} (Retriever.open(path) does this), or "
-            "use a new index path or collection name for the new embedder."
+            f"Open it with {_settings_of(str(stored_name))} (Retriever.open(path) does this), "
+            "or use a new index path or collection name for the new embedder."
         )
     return collection
+
+
+def _settings_of(embedder_name: str) -> str:
+    """The config settings that give the embedder recorded as ``embedder_name``."""
+    from phi3industry.embeddings import split_embedder_name
+
+    model, backend = split_embedder_name(embedder_name)
+    return f"embedding={model!r}, embedding_backend={backend!r}"
+
+
+def recorded_embedder(client: ClientAPI, config: RetrieverConfig) -> str | None:
+    """The embedder name the configured collection was built with; None if it does not exist."""
+    for collection in client.list_collections():
+        if getattr(collection, "name", collection) == config.collection:
+            meta = getattr(collection, "metadata", None) or {}
+            break
+    else:
+        return None
+    name = meta.get(EMBEDDER_KEY)
+    return name if isinstance(name, str) else None
 
 
 def set_chunking(collection: Collection, signature: str) -> None:

@@ -210,8 +210,12 @@ class RetrieverConfig(_ConfigBase):
         },
     )
     embedding_backend: str = field(
-        default="torch",
-        metadata={"help": "sentence-transformers backend: 'torch', 'onnx' or 'onnx-int8'."},
+        default="auto",
+        metadata={
+            "help": "sentence-transformers backend: 'auto', 'torch', 'onnx' or 'onnx-int8'. "
+            "'auto': an existing index keeps the backend it was built with; a new one gets "
+            "'onnx-int8' on CPU when the [onnx] extra is installed, else 'torch'."
+        },
     )
     chunk_size: int = field(
         default=250,
@@ -295,8 +299,8 @@ class RetrieverConfig(_ConfigBase):
             f"mmr_lambda must be between 0 and 1, got {self.mmr_lambda!r}.",
         )
         _check(
-            self.embedding_backend in ("torch", "onnx", "onnx-int8"),
-            f"embedding_backend must be 'torch', 'onnx' or 'onnx-int8', "
+            self.embedding_backend in ("auto", "torch", "onnx", "onnx-int8"),
+            f"embedding_backend must be 'auto', 'torch', 'onnx' or 'onnx-int8', "
             f"got {self.embedding_backend!r}.",
         )
         _check(
@@ -374,6 +378,15 @@ class TunerConfig(_ConfigBase):
     )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for memory."}
+    )
+    chunked_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "Compute the loss a chunk at a time from the final hidden states, over "
+            "labelled tokens only: same loss and gradients, never the full logits (less "
+            "memory; masked prompt tokens skip the vocabulary projection). Used on "
+            "Phi-3, Llama, Mistral and Qwen2/3; other models get the model's own loss."
+        },
     )
     precision: str = field(
         default="auto",

@@ -379,6 +379,14 @@ def _offline() -> bool:
     )
 
 
+def _identity(name: str) -> str:
+    """The name an embedder of ``name`` records, without loading it or asking the hub."""
+    if name.strip().lower() in _BUNDLED_NAMES:
+        return DEFAULT_EMBEDDING
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name.strip()
+
+
 def _resolve_sentence_transformer(name: str) -> tuple[str, str]:
     """Return ``(identity, location)`` of a sentence-transformers model: a local dir or hub id."""
     if name.strip().lower() in _BUNDLED_NAMES:
@@ -433,8 +441,16 @@ def _load_for_export(location: str) -> Any:
         return _load_sentence_transformer(location, "cpu")
 
 
+def _missing_onnx_packages() -> list[str]:
+    return [pkg for pkg in ("onnx", "onnxruntime") if importlib.util.find_spec(pkg) is None]
+
+
+def _onnx_installed() -> bool:
+    return not _missing_onnx_packages()
+
+
 def _require_onnx() -> None:
-    missing = [pkg for pkg in ("onnx", "onnxruntime") if importlib.util.find_spec(pkg) is None]
+    missing = _missing_onnx_packages()
     if missing:
         raise DependencyMissingError(
             f"The ONNX embedding backends need {' and '.join(missing)}. "
@@ -559,6 +575,52 @@ def _load_openai(name: str) -> Embedder:
             f"variable, or use the local {DEFAULT_EMBEDDING!r}."
         )
     return OpenAIEmbedder(name)
+
+
+def split_embedder_name(embedder_name: str) -> tuple[str, str]:
+    """Split a recorded embedder name into model and backend (no ``@``: torch).
+
+    ``"all-MiniLM-L6-v2@onnx-int8"`` -> ``("all-MiniLM-L6-v2", "onnx-int8")``.
+    """
+    model, sep, backend = embedder_name.rpartition("@")
+    return (model, backend) if sep else (embedder_name, "torch")
+
+
+def resolve_backend(
+    name: str, backend: str, device: str | None = None, *, built_with: str | None = None
+) -> str:
+    """The concrete backend for ``backend``, resolving ``"auto"``.
+
+    ``"auto"`` keeps an existing index on the backend its vectors were made with (its
+    recorded embedder name, ``built_with``: ``"name@onnx-int8"``, or a plain name for
+    torch); an index built with another model gets ``"torch"``, as it will be refused
+    (:class:`~phi3industry.errors.EmbedderMismatchError`) without an export. A new index
+    gets ``"onnx-int8"`` when it will embed on the CPU with a local sentence-transformers
+    model and the ``[onnx]`` extra is installed: 2.77x the ingest speed of the LangChain
+    baseline on the Django docs at the same FAQ recall (``bench/results/retriever.md``).
+    Otherwise ``"torch"``, which also uses a GPU.
+
+    Args:
+        name: The embedding model name (as in :func:`load_embedder`).
+        backend: ``"auto"``, or a concrete backend (returned as is).
+        device: The device asked for; None picks the best available.
+        built_with: The embedder name recorded by an existing index, if any.
+
+    Returns:
+        ``"torch"``, ``"onnx"`` or ``"onnx-int8"``.
+    """
+    if backend != "auto":
+        return backend
+    if built_with is not None:
+        model, recorded = split_embedder_name(built_with)
+        return recorded if model == _identity(name) and recorded in BACKENDS else "torch"
+    if name.strip().lower() in _OPENAI_MODELS or not _onnx_installed():
+        return "torch"
+    if device is None:
+        import torch
+
+        return "torch" if torch.cuda.is_available() else "onnx-int8"
+    return "onnx-int8" if device == "cpu" else "torch"
 
 
 def load_embedder(

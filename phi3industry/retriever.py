@@ -231,14 +231,27 @@ class Retriever:
             ConfigError: If the config is invalid or the Chroma server is unreachable.
             EmbedderMismatchError: If the index was built with another embedder.
         """
-        from phi3industry._chroma import make_client, open_collection
-        from phi3industry.embeddings import load_embedder
+        from phi3industry._chroma import make_client, open_collection, recorded_embedder
+        from phi3industry.embeddings import load_embedder, resolve_backend
 
         if config is None:
             config = RetrieverConfig(**overrides)
         elif overrides:
             config = RetrieverConfig.from_dict({**config.to_dict(), **overrides})
         self.config = config
+        self._reopen_lock = threading.Lock()
+        self._seen_change = self._change_marker()
+        # fresh: this process may hold an older state of the index, loaded before another
+        # process wrote to it.
+        self._client = make_client(config, fresh=True)
+        if config.embedding_backend == "auto":
+            backend = resolve_backend(
+                config.embedding,
+                "auto",
+                config.device,
+                built_with=recorded_embedder(self._client, config),
+            )
+            self.config = config = dataclasses.replace(config, embedding_backend=backend)
         self.embedder: Embedder = load_embedder(
             config.embedding, backend=config.embedding_backend, device=config.device
         )
@@ -250,11 +263,6 @@ class Retriever:
                 f"embedding. Use chunk_size <= {limit}.",
                 stacklevel=2,
             )
-        self._reopen_lock = threading.Lock()
-        self._seen_change = self._change_marker()
-        # fresh: this process may hold an older state of the index, loaded before another
-        # process wrote to it.
-        self._client = make_client(config, fresh=True)
         collection = open_collection(self._client, config, self.embedder, create=True)
         assert collection is not None
         self._collection: Collection = collection

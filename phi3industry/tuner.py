@@ -24,7 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -32,8 +34,10 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from phi3industry._tuning.chunked_loss import ChunkedCausalLMLoss, unsupported_reason
+from phi3industry._tuning.cpu_memory import limit_heap_retention
 from phi3industry._tuning.model_setup import (
     DEFAULT_TARGETS,
     _cuda_available,
@@ -51,8 +55,7 @@ from phi3industry._tuning.training import _CountingCollator, _training_callbacks
 from phi3industry.config import TunerConfig
 from phi3industry.errors import ConfigError
 
-if TYPE_CHECKING:
-    pass
+logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "phi3industry-tune.yaml"
 METRICS_FILE = "metrics.json"
@@ -366,6 +369,8 @@ class Tuner:
 
         cfg = self.config
         out = self._check_output_dir()
+        if not _cuda_available():
+            limit_heap_retention()
         examples = data_mod.load_examples(data)
         if eval_data is not None:
             train_ex, eval_ex = examples, data_mod.load_examples(eval_data)
@@ -398,6 +403,7 @@ class Tuner:
         # Created only now: bad data or a bad model leaves no empty output_dir behind.
         self._prepare_output_dir(out)
         counting = _CountingCollator(collator)
+        loss_func = self._chunked_loss(model)
         trainer = Trainer(
             model=model,
             args=self._training_arguments(out, len(rows)),
@@ -405,6 +411,7 @@ class Tuner:
             train_dataset=data_mod.rows_to_dataset(rows),
             processing_class=tokenizer,
             callbacks=_training_callbacks(out / (LOG_FILE + "l")),
+            compute_loss_func=loss_func,
         )
         is_main = trainer.is_world_process_zero()
         before = self._measure(eval_rows, eval_texts, "before") if is_main else {}
@@ -421,7 +428,8 @@ class Tuner:
         hook = counting.attach(model)
         start = time.perf_counter()
         try:
-            output = trainer.train(resume_from_checkpoint=resume_from)
+            with loss_func.attach() if loss_func else contextlib.nullcontext():
+                output = trainer.train(resume_from_checkpoint=resume_from)
         finally:
             hook.remove()
         runtime = time.perf_counter() - start
@@ -445,6 +453,16 @@ class Tuner:
             result.metrics_after = self._measure(eval_rows, eval_texts, "after")
             self._save(out, trainer, result)
         return result
+
+    def _chunked_loss(self, model: Any) -> ChunkedCausalLMLoss | None:
+        """The chunked loss for ``model`` if configured and supported, else None."""
+        if not self.config.chunked_loss:
+            return None
+        reason = unsupported_reason(model)
+        if reason:
+            logger.info("chunked_loss: using the model's own loss (%s)", reason)
+            return None
+        return ChunkedCausalLMLoss(model)
 
     def _measure(
         self, eval_rows: list[dict[str, list[int]]], eval_texts: list[str], when: str

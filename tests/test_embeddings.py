@@ -175,3 +175,34 @@ def test_onnx_fp32_matches_torch(embedder: Embedder) -> None:
     assert exact.name == "all-MiniLM-L6-v2@onnx"
     cos = np.sum(exact.embed_documents(TEXTS) * embedder.embed_documents(TEXTS), axis=1)
     assert np.min(cos) > 0.9999
+
+
+def test_auto_backend_follows_the_index_then_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phi3industry.embeddings import resolve_backend, split_embedder_name
+
+    assert split_embedder_name("all-MiniLM-L6-v2@onnx-int8") == ("all-MiniLM-L6-v2", "onnx-int8")
+    assert split_embedder_name("/models/a@b/mini") == ("/models/a", "b/mini")
+    assert split_embedder_name("all-MiniLM-L6-v2") == ("all-MiniLM-L6-v2", "torch")
+    # A concrete backend is kept as asked.
+    assert resolve_backend(DEFAULT_EMBEDDING, "onnx", "cuda") == "onnx"
+    # An existing index keeps the backend its vectors were made with, by any name of the model.
+    for name in (DEFAULT_EMBEDDING, "sentence-transformers/all-MiniLM-L6-v2"):
+        assert resolve_backend(name, "auto", built_with=f"{DEFAULT_EMBEDDING}@onnx") == "onnx"
+        assert resolve_backend(name, "auto", "cpu", built_with=DEFAULT_EMBEDDING) == "torch"
+    model_dir = tmp_path / "my-embedder"
+    model_dir.mkdir()
+    built = f"{model_dir.resolve()}@onnx-int8"
+    assert resolve_backend(str(model_dir), "auto", built_with=built) == "onnx-int8"
+    # Another model's index is refused later anyway: no export for it.
+    assert resolve_backend(str(model_dir), "auto", built_with=f"{DEFAULT_EMBEDDING}@onnx") == (
+        "torch"
+    )
+    # A new index: int8 ONNX on the CPU when the [onnx] extra is there; torch otherwise.
+    monkeypatch.setattr(embeddings, "_missing_onnx_packages", list)
+    assert resolve_backend(DEFAULT_EMBEDDING, "auto", "cpu") == "onnx-int8"
+    assert resolve_backend(DEFAULT_EMBEDDING, "auto", "cuda:0") == "torch"
+    assert resolve_backend("text-embedding-3-small", "auto", "cpu") == "torch"
+    monkeypatch.setattr(embeddings, "_missing_onnx_packages", lambda: ["onnxruntime"])
+    assert resolve_backend(DEFAULT_EMBEDDING, "auto", "cpu") == "torch"

@@ -69,10 +69,13 @@ class Ingest:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
         self.proc = subprocess.Popen(
             # Batches of one chunk (a vector never depends on its batch mates) and a write
-            # every 8 chunks, so kills land between many writes.
+            # every 8 chunks, so kills land between many writes. The torch embedder: int8
+            # ONNX embeds these few documents faster than a kill can be aimed between writes
+            # (crash safety does not depend on the backend).
             [
                 *(str(CLI), "ingest", str(docs), "--index", str(index)),
                 *("--batch-size", "1", "--write-batch-size", "8"),
+                *("--embedding-backend", "torch"),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -226,7 +229,10 @@ def assert_same_index(got_path: Path, want_path: Path) -> dict[str, Any]:
 
 
 def reference_index(docs: Path, path: Path) -> None:
-    Retriever(RetrieverConfig(path=str(path), batch_size=1, progress=False)).sync([docs])
+    config = RetrieverConfig(
+        path=str(path), batch_size=1, embedding_backend="torch", progress=False
+    )
+    Retriever(config).sync([docs])
 
 
 def _kill_test(tmp_path: Path, n_docs: int, kills: int, seed: int, aim_at_end: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -432,3 +433,38 @@ def test_against_a_real_chroma_server(chroma_server: int, corpus: Path) -> None:
     assert again.stats()["documents"] == 4
     with pytest.raises(ConfigError, match="Cannot reach the Chroma server"):
         Retriever(RetrieverConfig(host="127.0.0.1", port=1))
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(p) for p in ("onnx", "onnxruntime")),
+    reason="needs phi3industry[onnx]",
+)
+def test_default_backend_is_int8_onnx_and_kept_by_existing_indexes(
+    tmp_path: Path, corpus: Path
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine 'auto' picks torch")
+    # A new index on the CPU: the int8 ONNX embedder, recorded with the index.
+    fresh = Retriever(RetrieverConfig(path=str(tmp_path / "new"), progress=False))
+    fresh.sync([corpus])
+    assert fresh.config.embedding_backend == "onnx-int8"
+    assert fresh.stats()["embedder"] == "all-MiniLM-L6-v2@onnx-int8"
+    index_file = json.loads((tmp_path / "new" / "phi3industry.json").read_text())
+    assert index_file["embedding_backend"] == "onnx-int8"
+    again = Retriever(RetrieverConfig(path=str(tmp_path / "new"), progress=False))
+    assert again.search("emergency stop", k=1)[0].source.endswith("safety.md")
+    # An index built with torch stays on torch under 'auto': its vectors stay comparable.
+    old = RetrieverConfig(path=str(tmp_path / "old"), embedding_backend="torch", progress=False)
+    Retriever(old).sync([corpus])
+    reopened = Retriever(RetrieverConfig(path=str(tmp_path / "old"), progress=False))
+    assert reopened.config.embedding_backend == "torch"
+    assert reopened.stats()["embedder"] == "all-MiniLM-L6-v2"
+    assert reopened.sync([corpus]).chunks_embedded == 0
+    # Asking for another backend than the index's is refused with the settings that fit.
+    with pytest.raises(
+        EmbedderMismatchError,
+        match=r"embedding='all-MiniLM-L6-v2', embedding_backend='torch'",
+    ):
+        Retriever(RetrieverConfig(path=str(tmp_path / "old"), embedding_backend="onnx-int8"))

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 
 def _training_callbacks(log_path: Path) -> list[Any]:
@@ -47,11 +44,6 @@ def plot_loss_curve(log_history: list[dict[str, Any]], out_file: Path) -> Path |
     fig.tight_layout()
     fig.savefig(out_file, dpi=100)
     return out_file
-
-
-# --------------------------------------------------------------------------------------
-# The Tuner
-# --------------------------------------------------------------------------------------
 
 
 class _CountingCollator:
