@@ -490,42 +490,43 @@ NOTES = [
     "weights, which this AVX512-BF16 CPU runs faster than fp32; gradient_checkpointing=True): "
     "'ours-lean vs cookbook' compares like with like and meets both targets. 'ours' runs the "
     "Tuner's CPU defaults (fp32, no checkpointing), which keep every layer's fp32 activations: "
-    "in the 4 x 512 Q&A regime its peak RSS is about 2x the cookbook arm's (missed), for speed.",
+    "in the 4 x 512 Q&A regime its peak RSS is above the cookbook arm's (missed), for speed.",
     "Non-padding tokens/s counts every real token of the batches the model trains on (prompt "
     "tokens included; not the batch the dataloader collates ahead), divided by the wall time "
     "of trainer.train().",
-    "Where SmolLM2's peak goes (4 x 512 tokens, measured apart from this table): the logits "
-    "are 4 x 512 x 49152 fp32 = 400 MB a copy and the loss keeps several (upcast, log-softmax, "
-    "gradient); computing the loss in chunks from the last hidden states gives the same loss "
-    "with ~0.5 GB less peak (bf16 + checkpointing) or ~1.1 GB less (fp32). Not done: "
-    "'ours-lean' meets the target without it. Much of the rest is glibc's heap keeping memory "
-    "torch has freed (after one QLoRA + checkpointing forward: RSS 4.7 GB, 1.2 GB after "
-    "malloc_trim). Started with MALLOC_MMAP_THRESHOLD_=1048576, one training step peaks at "
-    "6.3 instead of 10.5 GB (LoRA fp32), 2.3 instead of 4.5 GB (LoRA + checkpointing), 2.0 "
-    "instead of 7.1 GB (QLoRA + checkpointing), for ~45 % more time per step. Trimming the "
-    "heap after every step did not lower the Tuner's peak here (tried, not kept).",
-    "QLoRA only shrinks the frozen weights. SmolLM2-135M's are 0.5 GB in fp32 (the tied "
-    "embedding stays unquantized), next to GBs of activations and heap, so QLoRA cannot reach "
-    "0.6x LoRA there, with or without checkpointing. With checkpointing its peak is even above "
-    "LoRA's: bitsandbytes' CPU training path dequantizes each weight into a temporary on every "
-    "matmul (again in the recomputed forward), and those temporaries fragment glibc's heap; "
-    "with MALLOC_MMAP_THRESHOLD_=1048576 the same pair peaks at 2.0 (QLoRA) vs 2.3 GB (LoRA). "
-    "4-bit rounding also costs a 135M model quality (held-out ppl after training 43.6 vs "
-    "36.4). phi3-1b (0.95B parameters: 3.8 GB of fp32 weights, ~0.95 GB with a 4-bit base; "
-    "embeddings and lm_head stay fp32) is where the weights dominate, as in Phi-3-mini: "
-    "QLoRA meets the 0.6x peak RSS target there. Its train time is 1.2-1.5x LoRA's over "
-    "the runs made (per-matmul dequantization; the fused CPU kernel from the 'kernels' "
-    "package is not installed here): the <= 1.2x time target is missed on this CPU.",
+    "Chunked loss (TunerConfig.chunked_loss, default on; 'ours-own-loss' turns it off): the "
+    "logits are 4 x 512 x 49152 fp32 = 400 MB a copy for SmolLM2 and the model's own loss "
+    "keeps several (upcast, log-softmax, gradient). Projecting only the labelled tokens, a "
+    "chunk at a time, gives the same loss (held-out ppl identical) with less memory and, as "
+    "prompt tokens skip the vocabulary projection, more tokens/s.",
+    "glibc heap: on CPU the Tuner fixes glibc's mmap threshold at 8 MiB "
+    "(phi3industry._tuning.cpu_memory). Otherwise the threshold climbs past the few-MiB "
+    "activations freed every step and the heap keeps them. Measured apart from this table "
+    "(SmolLM2, same arms, threshold set through MALLOC_MMAP_THRESHOLD_): LoRA + checkpointing "
+    "peaked at 5475 MiB with glibc's default, 3153 MiB at 8 MiB (same speed: 101 vs 105 "
+    "tokens/s), 2064 MiB at 2 MiB (79 tokens/s: every smaller block then costs fresh page "
+    "faults); QLoRA + checkpointing 4727 / 3904 / 1755 MiB (95 / 106 / 74 tokens/s).",
+    "QLoRA only shrinks the frozen weights. The floor, measured in the arms' own set-up "
+    "(SmolLM2): the imports (torch, transformers, peft, bitsandbytes, datasets) take 515 MiB; "
+    "the LoRA model adds 599 MiB (fp32), the QLoRA model 325 MiB (4-bit NF4 linears, the tied "
+    "fp32 embedding, fp32 adapters). With no activations at all QLoRA would peak at 840 vs "
+    "1114 MiB: 0.75x, so the <= 0.6x target is out of reach on a 135M model whatever the "
+    "activations do. 4-bit rounding also costs a 135M model quality (held-out ppl after "
+    "training 43.6 vs 36.4). phi3-1b (0.95B parameters: 3.8 GB of fp32 weights, ~0.95 GB with "
+    "a 4-bit base; embeddings and lm_head stay fp32) is where the weights dominate, as in "
+    "Phi-3-mini. An earlier run (2026-11-24 06:45, 1 x 256 tokens, before the chunked loss and "
+    "the heap setting) had QLoRA at 0.54x LoRA's peak RSS and 1.27x its time: with few tokens "
+    "a step, the per-matmul dequantization is a large share of the time.",
     "Weights are read with pread, not mmap (phi3industry.models.load_model, every arm): mapped, "
     "the checkpoint's pages stayed in RSS until loading ended, adding the file's size to the "
     "peak. phi3-1b's 1.9 GB bf16 checkpoint put QLoRA's load peak at 3.5 GB instead of 1.7 GB "
-    "(LoRA: 5.9 instead of 4.2 GB), above its training peak (3.2-3.3 GB).",
+    "(LoRA: 5.9 instead of 4.2 GB).",
     "Peak RSS is each arm's own subprocess (ru_maxrss via os.wait4): model load, training and "
     "evaluation; ours also runs its before/after evaluation in that process.",
-    "Timings on 2 CPU cores shared with other engineers' jobs (column 'load'): the same "
-    "QLoRA + checkpointing arm took 483 s at load 3.7 and 68 s at load 1.7. Compare times only "
-    "between rows of one run at similar load. Peak RSS also moved by up to 7 % between "
-    "identical runs (cookbook arm: 4433 vs 4724 MiB).",
+    "This run had the machine to itself (column 'load': ~2 = the arm's own 2 threads). Earlier "
+    "runs shared the 2 cores with other jobs: the same QLoRA + checkpointing arm took 483 s at "
+    "load 3.7 and 68 s at load 1.7. Peak RSS moves by up to ~7 % between identical runs "
+    "(cookbook arm: 4433, 4724, 4775, 4729 MiB).",
 ]
 
 
