@@ -478,6 +478,7 @@ class LocalGenerator:
                 warpers.append(TopPLogitsWarper(top_p))
         seen = inputs["input_ids"]
         step_ids, mask, past = seen, inputs["attention_mask"], None
+        cache_kwarg = _cache_kwarg(self.model)
         for _ in range(max_new_tokens):
             if deadline is not None and time.monotonic() > deadline:
                 raise GenerationTimeoutError("Generation ran past its deadline.")
@@ -485,11 +486,11 @@ class LocalGenerator:
                 out = self.model(
                     input_ids=step_ids,
                     attention_mask=mask,
-                    past_key_values=past,
                     use_cache=True,
                     logits_to_keep=1,
+                    **{cache_kwarg: past},
                 )
-                past, scores = out.past_key_values, out.logits[:, -1, :].float()
+                past, scores = out.get(cache_kwarg), out.logits[:, -1, :].float()
                 if temperature >= _GREEDY_BELOW:
                     probs = torch.softmax(warpers(seen, scores), dim=-1)
                     token = torch.multinomial(probs, num_samples=1)
@@ -586,3 +587,16 @@ def _guarded(tokens: Iterator[int], name: str) -> Iterator[int]:
         except Exception as exc:
             raise GenerationError(f"Generation with {name!r} failed: {exc}") from exc
         yield tid
+
+
+def _cache_kwarg(model: Any) -> str:
+    """The KV cache's name in ``model``'s forward and outputs.
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns until
+    5.40); earlier 5.x releases know only ``past_key_values``.
+    """
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
