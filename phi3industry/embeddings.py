@@ -23,14 +23,16 @@ Example:
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import importlib.util
 import json
+import logging
 import math
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -548,6 +550,24 @@ def _quantize(out_dir: Path) -> None:
         )
 
 
+@contextlib.contextmanager
+def _root_logger_untouched() -> Iterator[None]:
+    """Export quietly and leave the root logger as it was.
+
+    onnxruntime's quantizer logs through ``logging.warning``, which installs a root handler
+    as a side effect; every library's DEBUG lines (bm25s's, for one) would then print.
+    """
+    root = logging.getLogger()
+    handlers, level, disabled = root.handlers[:], root.level, logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(disabled)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def _onnx_export_dir(identity: str, location: str, backend: str, device: str | None) -> Path:
     from phi3industry.models import _build_atomically, cache_dir
 
@@ -555,10 +575,11 @@ def _onnx_export_dir(identity: str, location: str, backend: str, device: str | N
     target = cache_dir() / "embeddings" / f"{safe}-{backend}-{_source_key(location)}"
 
     def build(tmp: Path) -> None:
-        model = _load_for_export(location)
-        _export_onnx(model, tmp)
-        if backend == "onnx-int8":
-            _quantize(tmp)
+        with _root_logger_untouched():
+            model = _load_for_export(location)
+            _export_onnx(model, tmp)
+            if backend == "onnx-int8":
+                _quantize(tmp)
 
     return _build_atomically(target, build, {"source": location, "backend": backend})
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +209,25 @@ def test_auto_backend_follows_the_index_then_the_machine(
     assert resolve_backend("text-embedding-3-small", "auto", "cpu") == "torch"
     monkeypatch.setattr(embeddings, "_missing_onnx_packages", lambda: ["onnxruntime"])
     assert resolve_backend(DEFAULT_EMBEDDING, "auto", "cpu") == "torch"
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs phi3industry[onnx]")
+def test_onnx_export_leaves_logging_alone(tmp_path: Path) -> None:
+    # A process of its own (pytest gives the root logger handlers of its own) with a fresh
+    # cache, so that the export and onnxruntime's quantizer really run.
+    script = (
+        "import logging\n"
+        "from phi3industry.embeddings import load_embedder\n"
+        "load_embedder(backend='onnx-int8')\n"
+        "logging.getLogger('bm25s').setLevel(logging.DEBUG)\n"
+        "logging.getLogger('bm25s').debug('a library debug line')\n"
+        "print(len(logging.getLogger().handlers), logging.root.manager.disable)\n"
+    )
+    env = {**os.environ, "PHI3INDUSTRY_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert list((tmp_path / "cache" / "embeddings").glob("all-MiniLM-L6-v2-onnx-int8-*"))
+    assert done.stdout.split() == ["0", "0"], "no root handler installed, logging not disabled"
+    assert "a library debug line" not in done.stderr
+    assert "WARNING:root" not in done.stderr
