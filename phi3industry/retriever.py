@@ -38,6 +38,7 @@ from phi3industry.config import RetrieverConfig
 from phi3industry.errors import ConfigError, DocumentError, QueryError
 
 if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
     from langchain_core.documents import Document as LCDocument
     from langchain_core.retrievers import BaseRetriever
@@ -209,6 +210,25 @@ def _in_scope(source: str, paths: Sequence[str]) -> bool:
     return False
 
 
+def _auto_backend(config: RetrieverConfig) -> tuple[str, ClientAPI | None]:
+    """Resolve ``embedding_backend="auto"`` for ``config``'s index.
+
+    Returns:
+        The backend, and the Chroma client made to read an existing index's embedder (None
+        for a new embedded index: nothing is created before the embedder has loaded).
+    """
+    from phi3industry._chroma import make_client, recorded_embedder
+    from phi3industry.embeddings import resolve_backend
+
+    client = None
+    built_with = None
+    if config.path is None or (Path(config.path) / "chroma").is_dir():
+        client = make_client(config, fresh=True)
+        built_with = recorded_embedder(client, config)
+    backend = resolve_backend(config.embedding, "auto", config.device, built_with=built_with)
+    return backend, client
+
+
 class Retriever:
     """A Chroma-backed document index with dense, hybrid (BM25 + dense) and MMR search.
 
@@ -231,8 +251,8 @@ class Retriever:
             ConfigError: If the config is invalid or the Chroma server is unreachable.
             EmbedderMismatchError: If the index was built with another embedder.
         """
-        from phi3industry._chroma import make_client, open_collection, recorded_embedder
-        from phi3industry.embeddings import load_embedder, resolve_backend
+        from phi3industry._chroma import make_client, open_collection
+        from phi3industry.embeddings import load_embedder
 
         if config is None:
             config = RetrieverConfig(**overrides)
@@ -241,16 +261,9 @@ class Retriever:
         self.config = config
         self._reopen_lock = threading.Lock()
         self._seen_change = self._change_marker()
-        # fresh: this process may hold an older state of the index, loaded before another
-        # process wrote to it.
-        self._client = make_client(config, fresh=True)
+        client = None
         if config.embedding_backend == "auto":
-            backend = resolve_backend(
-                config.embedding,
-                "auto",
-                config.device,
-                built_with=recorded_embedder(self._client, config),
-            )
+            backend, client = _auto_backend(config)
             self.config = config = dataclasses.replace(config, embedding_backend=backend)
         self.embedder: Embedder = load_embedder(
             config.embedding, backend=config.embedding_backend, device=config.device
@@ -263,6 +276,9 @@ class Retriever:
                 f"embedding. Use chunk_size <= {limit}.",
                 stacklevel=2,
             )
+        # fresh: this process may hold an older state of the index, loaded before another
+        # process wrote to it.
+        self._client = client if client is not None else make_client(config, fresh=True)
         collection = open_collection(self._client, config, self.embedder, create=True)
         assert collection is not None
         self._collection: Collection = collection

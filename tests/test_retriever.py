@@ -468,3 +468,17 @@ def test_default_backend_is_int8_onnx_and_kept_by_existing_indexes(
         match=r"embedding='all-MiniLM-L6-v2', embedding_backend='torch'",
     ):
         Retriever(RetrieverConfig(path=str(tmp_path / "old"), embedding_backend="onnx-int8"))
+
+
+def test_a_bad_embedder_leaves_no_index_behind(tmp_path: Path) -> None:
+    from phi3industry.errors import ModelNotFoundError
+
+    for backend in ("auto", "torch"):
+        path = tmp_path / f"never-{backend}"
+        with pytest.raises(ModelNotFoundError, match="does not exist"):
+            Retriever(
+                RetrieverConfig(
+                    path=str(path), embedding="./no-such-model", embedding_backend=backend
+                )
+            )
+        assert not path.exists()
