@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phi3industry.errors import ConfigError, EmbedderMismatchError
@@ -26,6 +27,21 @@ def _settings() -> Any:
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
+def _embedded_dir(index_path: str) -> Path:
+    return Path(index_path) / "chroma"
+
+
+def existing_index_client(config: RetrieverConfig) -> ClientAPI | None:
+    """A fresh client for an index that may already exist; None if it surely does not.
+
+    A server index may exist; an embedded one only if its directory does (nothing is
+    created for one that does not).
+    """
+    if config.path is not None and not _embedded_dir(config.path).is_dir():
+        return None
+    return make_client(config, fresh=True)
+
+
 def make_client(config: RetrieverConfig, *, fresh: bool = False) -> ClientAPI:
     """Return an embedded ``PersistentClient`` (``path``) or an ``HttpClient`` (``host``).
 
@@ -41,9 +57,7 @@ def make_client(config: RetrieverConfig, *, fresh: bool = False) -> ClientAPI:
     import chromadb
 
     if config.path is not None:
-        from pathlib import Path
-
-        path = str(Path(config.path) / "chroma")
+        path = str(_embedded_dir(config.path))
         if fresh:
             from chromadb.api.client import SharedSystemClient
 

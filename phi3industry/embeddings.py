@@ -447,10 +447,6 @@ def _missing_onnx_packages() -> list[str]:
     return [pkg for pkg in ("onnx", "onnxruntime") if importlib.util.find_spec(pkg) is None]
 
 
-def _onnx_installed() -> bool:
-    return not _missing_onnx_packages()
-
-
 def _require_onnx() -> None:
     missing = _missing_onnx_packages()
     if missing:
@@ -635,7 +631,7 @@ def resolve_backend(
     if built_with is not None:
         model, recorded = split_embedder_name(built_with)
         return recorded if model == _identity(name) and recorded in BACKENDS else "torch"
-    if name.strip().lower() in _OPENAI_MODELS or not _onnx_installed():
+    if name.strip().lower() in _OPENAI_MODELS or _missing_onnx_packages():
         return "torch"
     if device is None:
         import torch

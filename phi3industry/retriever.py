@@ -217,14 +217,11 @@ def _auto_backend(config: RetrieverConfig) -> tuple[str, ClientAPI | None]:
         The backend, and the Chroma client made to read an existing index's embedder (None
         for a new embedded index: nothing is created before the embedder has loaded).
     """
-    from phi3industry._chroma import make_client, recorded_embedder
+    from phi3industry._chroma import existing_index_client, recorded_embedder
     from phi3industry.embeddings import resolve_backend
 
-    client = None
-    built_with = None
-    if config.path is None or (Path(config.path) / "chroma").is_dir():
-        client = make_client(config, fresh=True)
-        built_with = recorded_embedder(client, config)
+    client = existing_index_client(config)
+    built_with = recorded_embedder(client, config) if client is not None else None
     backend = resolve_backend(config.embedding, "auto", config.device, built_with=built_with)
     return backend, client
 

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phi3industry._tuning.chunked_loss import ChunkedCausalLMLoss, unsupported_reason
+from phi3industry._tuning.chunked_loss import ChunkedCausalLMLoss
 from phi3industry._tuning.cpu_memory import limit_heap_retention
 from phi3industry._tuning.model_setup import (
     DEFAULT_TARGETS,
@@ -458,11 +458,11 @@ class Tuner:
         """The chunked loss for ``model`` if configured and supported, else None."""
         if not self.config.chunked_loss:
             return None
-        reason = unsupported_reason(model)
-        if reason:
-            logger.info("chunked_loss: using the model's own loss (%s)", reason)
+        try:
+            return ChunkedCausalLMLoss(model)
+        except ValueError as exc:
+            logger.info("chunked_loss off: %s; using the model's own loss", exc)
             return None
-        return ChunkedCausalLMLoss(model)
 
     def _measure(
         self, eval_rows: list[dict[str, list[int]]], eval_texts: list[str], when: str

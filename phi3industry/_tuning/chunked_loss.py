@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from phi3industry.data import IGNORE_INDEX
+
 #: Architectures whose forward applies a plain ``lm_head`` to the final hidden states and
 #: nothing after it (no logit soft-capping or scaling), so the hook sees the right input.
 SUPPORTED_MODEL_TYPES = frozenset({"phi3", "llama", "mistral", "qwen2", "qwen3"})
 
 #: Logits per chunk: 2**25 fp32 values = 128 MiB.
 _CHUNK_ELEMENTS = 1 << 25
-_IGNORE_INDEX = -100
 
 
 def unsupported_reason(model: Any) -> str | None:
@@ -106,8 +107,8 @@ class ChunkedCausalLMLoss:
         hidden, self._hidden = self._hidden, None
         if hidden is None:
             raise RuntimeError("ChunkedCausalLMLoss: the model ran without attach()")
-        targets = F.pad(labels, (0, 1), value=_IGNORE_INDEX)[..., 1:].to(hidden.device)
-        keep = targets != _IGNORE_INDEX
+        targets = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].to(hidden.device)
+        keep = targets != IGNORE_INDEX
         hidden, targets = hidden[keep], targets[keep]
         weight, bias = self.head.weight, self.head.bias
         chunk = max(16, _CHUNK_ELEMENTS // weight.shape[0])
