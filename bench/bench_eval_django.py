@@ -35,6 +35,10 @@ import sys
 import time
 from pathlib import Path
 
+from phi3industry.evaluation import EvalConfig, run_eval
+from phi3industry.pipeline import PipelineConfig
+from phi3industry.tuning import TunerConfig
+
 DJANGO_HTML = Path("/usr/share/doc/python-django-doc/html")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -82,7 +86,6 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from phi3industry.evaluation import EvalConfig, run_eval
 
     html = Path(args.html)
     if not (html / "faq").is_dir():
@@ -105,19 +108,25 @@ def main() -> None:
         qa=str(out / "django_faq_heldout.jsonl"),
         train=[str(out / "django_faq_train.jsonl")],
         train_on_docs=True,
-        model="smollm2-135m-instruct",
         strategies=["base", "rag", "finetuned", "rag+finetuned", "raft+rag", "raft-random+rag"],
-        k=3,
-        context_tokens=768,
-        max_new_tokens=args.max_new_tokens,
-        max_steps=2 if args.smoke else args.steps,
-        learning_rate=1e-3,
-        lora_r=16,
-        train_batch_size=2,
-        train_max_length=512,
         raft_distractors=2,
         raft_p_oracle=0.8,
         raft_distractor_type="hard",
+        pipeline=PipelineConfig(
+            model="smollm2-135m-instruct",
+            k=3,
+            context_tokens=768,
+            max_new_tokens=args.max_new_tokens,
+        ),
+        tuner=TunerConfig(
+            max_steps=2 if args.smoke else args.steps,
+            learning_rate=1e-3,
+            lora_r=16,
+            lora_alpha=32,
+            batch_size=2,
+            max_length=512,
+            seed=0,
+        ),
     )
     cfg.to_yaml(out / "eval.yaml")  # the same run: phi3industry eval --config OUT/eval.yaml
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Pipeline and server benchmark, side by side in one run on one model.
 
-1. Latency breakdown of ``Pipeline.stream_answer`` (retrieve, prompt build, first token, total)
+1. Latency breakdown of ``Pipeline.stream`` (retrieve, prompt build, first token, total)
    and its decode speed, against bare ``model.generate`` on the very same prompt.
    Targets: first token <= 1.1 x (bare first token + retrieval); tokens/s >= 0.95 x bare.
 2. The OpenAI-compatible server under 16 concurrent clients on loopback for a bounded time:
@@ -30,7 +30,7 @@ from _stats import pct
 
 from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
 from phi3industry.generation.local import _first_token_timer
-from phi3industry.server import BackgroundServer
+from phi3industry.serving import BackgroundServer, ServerConfig
 
 ROOT = Path(__file__).resolve().parent
 KB = ROOT.parent / "phi3industry" / "assets" / "sample_kb"
@@ -66,19 +66,15 @@ def bench_pipeline(pipe: Pipeline, questions: list[str], max_new: int) -> dict:
     for q in questions:
         pipe.invoke(q)  # warm caches (tokenizer, embedder) for a fair first-token figure
         start = time.perf_counter()
-        pieces = 0
         answer = None
-        for item in pipe.stream_answer(q):
-            if isinstance(item, str):
-                pieces += 1
-            else:
-                answer = item
+        for chunk in pipe.stream(q):
+            answer = chunk if answer is None else answer + chunk
         wall = time.perf_counter() - start
-        assert answer is not None
+        assert answer is not None and answer.last
         t = answer.timings
         n = answer.usage["completion_tokens"]
-        state = pipe._prompt_chain.invoke(pipe._state(q, None, None, None))
-        bare = bare_generate(pipe, state["messages"], max_new)
+        messages = pipe.prompt(q)  # what the model was given, for the bare baseline
+        bare = bare_generate(pipe, messages, max_new)
         decode_s = max(t["total"] - t["first_token"], 1e-9)
         rows.append(
             {
@@ -131,7 +127,7 @@ def bench_pipeline(pipe: Pipeline, questions: list[str], max_new: int) -> dict:
 
 
 def bench_server(pipe: Pipeline, questions: list[str], clients: int, seconds: float) -> dict:
-    cfg = PipelineConfig(**{**pipe.config.to_dict(), "port": 0, "api_key": KEY})
+    cfg = ServerConfig(port=0, api_key=KEY)
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()

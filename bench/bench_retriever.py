@@ -74,7 +74,7 @@ def faq_questions(corpus: Path) -> list[dict[str, Any]]:
 
 def gold_spans(corpus: Path, questions: list[dict[str, Any]]) -> None:
     """Attach each question's answer-section span (in our loader's text of its page)."""
-    from phi3industry.documents import load_document
+    from phi3industry.retrieval.documents import load_document
 
     docs: dict[str, Any] = {}
     for item in questions:
@@ -113,8 +113,8 @@ def run_baseline(files: list[Path], workdir: Path) -> dict[str, Any]:
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from phi3industry.documents import load_document
-    from phi3industry.embeddings import _bundled_model_dir as bundled_model_dir
+    from phi3industry.retrieval.documents import load_document
+    from phi3industry.retrieval.embeddings import bundled_model_dir as bundled_model_dir
 
     started = time.perf_counter()
     texts = {p.as_posix(): load_document(p).text for p in files}
@@ -149,8 +149,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from phi3industry import Retriever, RetrieverConfig
-    from phi3industry.documents import Chunker, load_document
-    from phi3industry.embeddings import load_embedder
+    from phi3industry.retrieval.documents import Chunker, load_document
+    from phi3industry.retrieval.embeddings import load_embedder
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     results: dict[str, Any] = {

@@ -127,7 +127,7 @@ RUN_ID = time.strftime("%Y-%m-%d %H:%M")
 
 
 def _data() -> tuple[list[Any], list[Any]]:
-    from phi3industry.data import load_examples, split_examples
+    from phi3industry.tuning.data import load_examples, split_examples
 
     examples = load_examples(DATA_SOURCES[CURRENT["data"]])
     return split_examples(examples, COMMON["eval_fraction"], COMMON["seed"])
@@ -143,10 +143,10 @@ def _adapted(model: Any) -> list[str]:
 
 def _held_out_perplexity(model: Any, model_name: str, eval_ex: list[Any]) -> float:
     """The Tuner's held-out scorer, applied to any model (same rows for every arm)."""
-    from phi3industry._tuning.metrics import perplexity_of_rows
-    from phi3industry.data import build_rows
     from phi3industry.models import load_tokenizer
-    from phi3industry.tuner import _MAX_EVAL_EXAMPLES
+    from phi3industry.tuning.data import build_rows
+    from phi3industry.tuning.lm_metrics import perplexity_of_rows
+    from phi3industry.tuning.tuner import _MAX_EVAL_EXAMPLES
 
     tok = load_tokenizer(model_name, padding_side="right")
     rows, _ = build_rows(
@@ -500,7 +500,7 @@ NOTES = [
     "chunk at a time, gives the same loss (held-out ppl identical) with less memory and, as "
     "prompt tokens skip the vocabulary projection, more tokens/s.",
     "glibc heap: on CPU the Tuner fixes glibc's mmap threshold at 8 MiB "
-    "(phi3industry._tuning.cpu_memory). Otherwise the threshold climbs past the few-MiB "
+    "(phi3industry.tuning.cpu_memory). Otherwise the threshold climbs past the few-MiB "
     "activations freed every step and the heap keeps them. Measured apart from this table "
     "(SmolLM2, same arms, threshold set through MALLOC_MMAP_THRESHOLD_): LoRA + checkpointing "
     "peaked at 5475 MiB with glibc's default, 3153 MiB at 8 MiB (same speed: 101 vs 105 "

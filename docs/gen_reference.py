@@ -85,51 +85,78 @@ ERROR_GUIDE: dict[str, tuple[str, str]] = {
     ),
     "GenerationError": (
         "Generation failed: the model ran out of memory or raised, or an OpenAI-compatible "
-        "endpoint stayed unreachable or returned errors after `endpoint_retries` retries.",
+        "endpoint stayed unreachable or returned errors after `endpoint.retries` retries.",
         "Check the URL and key named in the message, that the server is up and serves the "
         "model name; lower `max_new_tokens`/`batch_size` for memory errors.",
     ),
     "GenerationTimeoutError": (
         "A generation ran past its deadline (the server's `request_timeout`, or the "
-        "endpoint's `endpoint_timeout`).",
+        "endpoint's `endpoint.timeout`).",
         "Raise the timeout, lower `max_new_tokens`, or use a faster model or device.",
+    ),
+    "IndexConnectionError": (
+        "The Chroma server named by `host`/`port` cannot be reached (not started, wrong port, "
+        "a firewall).",
+        "Start it with `chroma run --path DIR --port PORT`, check `host` and `port`, or use "
+        "`path=...` for an embedded index.",
+    ),
+    "RequestError": (
+        "The HTTP server refused a request: a bad body or field, an unknown model, a key "
+        "missing, a full queue, a timeout. Clients see its status and OpenAI error type.",
+        "Read the `error.message` of the response; it names the field or limit "
+        "(`max_tokens_cap`, `max_messages`, `max_body_bytes`, `max_queue`).",
     ),
 }
 
-# Modules whose error classes are documented, besides ``phi3industry.errors``.
-EXTRA_ERROR_MODULES = ("phi3industry.generation", "phi3industry.evaluation", "phi3industry.advisor")
-
 CONFIG_CLASSES = (
-    ("phi3industry.config", "RetrieverConfig"),
-    ("phi3industry.config", "TunerConfig"),
-    ("phi3industry.config", "PipelineConfig"),
-    ("phi3industry.config", "EvalConfig"),
+    ("phi3industry.retrieval", "RetrieverConfig"),
+    ("phi3industry.tuning", "TunerConfig"),
+    ("phi3industry.pipeline", "PipelineConfig"),
+    ("phi3industry.pipeline", "EndpointConfig"),
+    ("phi3industry.serving", "ServerConfig"),
     ("phi3industry.evaluation", "EvalConfig"),
-    ("phi3industry.advisor", "Profile"),
+    ("phi3industry.evaluation", "Profile"),
 )
 
-# (section title, module, public names); modules that do not exist yet are left out.
+# (section title, module, public names); an empty tuple renders the whole module.
 API_SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("Retrieval", "phi3industry.retriever", ("Retriever", "Hit", "SyncReport")),
-    ("Pipeline", "phi3industry.pipeline", ("Pipeline", "Answer")),
+    ("Retrieval", "phi3industry.retrieval", ("Retriever", "Hit", "SyncReport")),
+    ("Pipeline", "phi3industry.pipeline", ("Pipeline", "Answer", "AnswerChunk", "ChainState")),
     (
         "Tuning",
-        "phi3industry.tuner",
-        ("Tuner", "TrainResult", "merge_adapter", "tune_sample_adapter"),
+        "phi3industry.tuning",
+        ("Tuner", "TrainResult", "merge_adapter", "load_adapted_model", "export_gguf"),
     ),
-    ("Configuration", "phi3industry.config", ("RetrieverConfig", "TunerConfig", "PipelineConfig")),
-    ("Training data", "phi3industry.data", ("load_examples", "detect_format", "Example")),
-    ("Generation", "phi3industry.generation", ("LocalGenerator", "OpenAIGenerator", "Generation")),
-    ("Server", "phi3industry.server", ("create_app", "serve", "BackgroundServer")),
+    (
+        "Configuration",
+        "phi3industry",
+        (
+            "RetrieverConfig",
+            "TunerConfig",
+            "PipelineConfig",
+            "EndpointConfig",
+            "ServerConfig",
+            "EvalConfig",
+        ),
+    ),
+    ("Strategies", "phi3industry.strategies", ()),
+    ("Training data", "phi3industry.tuning.data", ("load_examples", "detect_format", "Example")),
+    (
+        "Generation",
+        "phi3industry.generation",
+        ("Generator", "LocalGenerator", "OpenAIGenerator", "ChatPhi3Industry", "Generation"),
+    ),
+    ("Server", "phi3industry.serving", ("create_app", "serve", "BackgroundServer")),
     (
         "Models",
         "phi3industry.models",
         ("resolve_model", "load_model", "load_tokenizer", "cache_dir"),
     ),
-    ("Embeddings", "phi3industry.embeddings", ("load_embedder", "Embedder")),
-    ("RAFT", "phi3industry.raft", ("make_raft_examples", "RaftExample")),
-    ("Evaluation", "phi3industry.evaluation", ()),
-    ("Advisor", "phi3industry.advisor", ()),
+    ("Embeddings", "phi3industry.retrieval.embeddings", ("load_embedder", "Embedder")),
+    ("QA sets", "phi3industry.qa", ()),
+    ("RAFT", "phi3industry.tuning.raft", ("make_raft_examples", "RaftExample")),
+    ("Evaluation", "phi3industry.evaluation.evaluate", ()),
+    ("Advisor", "phi3industry.evaluation.advisor", ()),
     ("Errors", "phi3industry.errors", ()),
 )
 
@@ -214,25 +241,41 @@ def _default(fld: dataclasses.Field[Any]) -> str:
     return "required"
 
 
+def _flags_by_field(flags: dict[str, list[str]]) -> dict[tuple[type, str], list[str]]:
+    """(config class, field) -> "`--flag` (commands)" for every flag some command has."""
+    from phi3industry.cli.options import config_flags
+
+    out: dict[tuple[type, str], list[str]] = {}
+    for module_name, class_name in CONFIG_CLASSES:
+        top = getattr(importlib.import_module(module_name), class_name)
+        for flag in config_flags(top):
+            owner = top
+            for part in flag.path[:-1]:
+                owner = owner.nested_configs()[part]
+            commands = flags.get(flag.flag, [])
+            cell = f"`{flag.flag}` ({', '.join(commands)})"
+            if commands and cell not in out.get((owner, flag.path[-1]), []):
+                out.setdefault((owner, flag.path[-1]), []).append(cell)
+    return out
+
+
 def _config_page() -> str:
-    flags = _cli_flags()
+    by_field = _flags_by_field(_cli_flags())
     lines = [
         "# Configuration reference",
         "",
         "Generated at build time from the config dataclasses: each field is a YAML key "
         "(`XConfig.from_yaml(path)`, `--config FILE`), a keyword argument, and, where a command "
-        "exposes it, a `--flag` (underscores become dashes). Cross-field checks run when the "
-        "config is built and raise [`ConfigError`](errors.md#configerror).",
+        "exposes it, a `--flag` (underscores become dashes; a nested config's field is "
+        "`--parent.field`, and its YAML key sits under `parent:`). Cross-field checks run when "
+        "the config is built and raise [`ConfigError`](errors.md#configerror); a key that moved "
+        "gets an error naming its new place.",
     ]
-    seen: set[int] = set()
     for module_name, class_name in CONFIG_CLASSES:
-        module = _module(module_name)
-        cls = getattr(module, class_name, None) if module is not None else None
-        if cls is None or id(cls) in seen:
-            continue
-        seen.add(id(cls))
+        cls = getattr(importlib.import_module(module_name), class_name)
         doc = inspect.getdoc(cls) or ""
         summary = doc.split("\n\n")[0]
+        nested = cls.nested_configs()
         lines += [
             "",
             f"## `{class_name}`",
@@ -243,13 +286,21 @@ def _config_page() -> str:
             "|---|---|---|---|---|",
         ]
         for fld in dataclasses.fields(cls):
-            flag = "--" + fld.name.replace("_", "-")
-            commands = flags.get(flag, [])
-            cli = f"`{flag}` ({', '.join(commands)})" if commands else ""
+            if fld.name in nested:
+                sub = nested[fld.name].__name__
+                lines.append(
+                    f"| `{fld.name}` | [`{sub}`](#{sub.lower()}) | `{sub}()` | `--{fld.name}.*` "
+                    f"| {_md_cell(fld.metadata.get('help', ''))} |"
+                )
+                continue
+            cli = ", ".join(by_field.get((cls, fld.name), []))
             lines.append(
                 f"| `{fld.name}` | `{_md_cell(fld.type)}` | {_md_cell(_default(fld))} | {cli} "
                 f"| {_md_cell(fld.metadata.get('help', ''))} |"
             )
+        if cls.moved_settings:
+            moved = ", ".join(f"`{k}` -> {v}" for k, v in cls.moved_settings.items())
+            lines += ["", f"Moved settings: {_md_cell(moved)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -259,22 +310,8 @@ def _config_page() -> str:
 def _error_classes() -> list[tuple[str, type]]:
     from phi3industry import errors
 
-    found: list[tuple[str, type]] = [(n, getattr(errors, n)) for n in ["Phi3IndustryError"]]
+    found: list[tuple[str, type]] = [("Phi3IndustryError", errors.Phi3IndustryError)]
     found += [(n, getattr(errors, n)) for n in sorted(errors.__all__) if n != "Phi3IndustryError"]
-    names = {n for n, _ in found}
-    for module_name in EXTRA_ERROR_MODULES:
-        module = _module(module_name)
-        if module is None:
-            continue
-        for name, obj in sorted(vars(module).items()):
-            if (
-                isinstance(obj, type)
-                and issubclass(obj, errors.Phi3IndustryError)
-                and (obj.__module__ + ".").startswith(module_name + ".")  # or a submodule
-                and name not in names
-            ):
-                found.append((name, obj))
-                names.add(name)
     return found
 
 

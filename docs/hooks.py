@@ -1,7 +1,7 @@
 """MkDocs hook: links from a page to files outside ``docs/`` point at the repository.
 
 ``docs/*.md`` are read on GitHub as well as on the built site. On GitHub a relative link
-such as ``[EvalConfig](../phi3industry/evaluation.py)`` or ``(../examples/configs/)`` opens
+such as ``[EvalConfig](../phi3industry/evaluation/config.py)`` or ``(../examples/configs/)`` opens
 the file; on the site it would be a broken link (an error under ``--strict``). This hook
 rewrites such links, when the target exists, to ``{repo_url}/blob/main/PATH`` (``tree`` for
 directories). Links inside ``docs/`` and links to missing files are left to MkDocs, which

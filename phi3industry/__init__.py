@@ -9,11 +9,10 @@ names that need them, so ``import phi3industry`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-import logging
-import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from phi3industry._lazy import lazy_exports
+from phi3industry._version import __version__
 from phi3industry.errors import (
     ConfigError,
     DataFormatError,
@@ -21,6 +20,8 @@ from phi3industry.errors import (
     DocumentError,
     EmbedderMismatchError,
     GenerationError,
+    GenerationTimeoutError,
+    IndexConnectionError,
     IndexLockedError,
     ModelNotFoundError,
     Phi3IndustryError,
@@ -28,67 +29,59 @@ from phi3industry.errors import (
     TargetModulesError,
 )
 
-__version__ = "0.1.0"
-
-# peft imports bitsandbytes whenever it is installed, and bitsandbytes' CPU backend then warns
-# on every start that it could not fetch an optional kernel from the model hub (which needs the
-# `kernels` package and a network). Its own fallback kernel is what runs; the line is noise.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-# peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a
-# model; the FutureWarning is addressed to peft, not to our users.
-warnings.filterwarnings(
-    "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
-)
+if TYPE_CHECKING:
+    from phi3industry.evaluation.advisor import advise
+    from phi3industry.evaluation.config import EvalConfig
+    from phi3industry.evaluation.evaluate import evaluate
+    from phi3industry.generation.chat_model import ChatPhi3Industry
+    from phi3industry.pipeline.answer import Answer, AnswerChunk
+    from phi3industry.pipeline.config import EndpointConfig, PipelineConfig
+    from phi3industry.pipeline.pipeline import Pipeline
+    from phi3industry.retrieval.config import RetrieverConfig
+    from phi3industry.retrieval.index import Retriever
+    from phi3industry.retrieval.search import Hit
+    from phi3industry.retrieval.sync import SyncReport
+    from phi3industry.serving.config import ServerConfig
+    from phi3industry.tuning.config import TunerConfig
+    from phi3industry.tuning.tuner import TrainResult, Tuner
 
 # Public name -> module that defines it; resolved on first attribute access.
 _LAZY: dict[str, str] = {
-    "Answer": "phi3industry.pipeline",
-    "EvalConfig": "phi3industry.evaluation",
-    "Hit": "phi3industry.retriever",
-    "Pipeline": "phi3industry.pipeline",
-    "PipelineConfig": "phi3industry.config",
-    "Retriever": "phi3industry.retriever",
-    "RetrieverConfig": "phi3industry.config",
-    "SyncReport": "phi3industry.retriever",
-    "TrainResult": "phi3industry.tuner",
-    "Tuner": "phi3industry.tuner",
-    "TunerConfig": "phi3industry.config",
-    "advise": "phi3industry.advisor",
-    "evaluate": "phi3industry.evaluation",
+    "Answer": "phi3industry.pipeline.answer",
+    "AnswerChunk": "phi3industry.pipeline.answer",
+    "ChatPhi3Industry": "phi3industry.generation.chat_model",
+    "EndpointConfig": "phi3industry.pipeline.config",
+    "EvalConfig": "phi3industry.evaluation.config",
+    "Hit": "phi3industry.retrieval.search",
+    "Pipeline": "phi3industry.pipeline.pipeline",
+    "PipelineConfig": "phi3industry.pipeline.config",
+    "Retriever": "phi3industry.retrieval.index",
+    "RetrieverConfig": "phi3industry.retrieval.config",
+    "ServerConfig": "phi3industry.serving.config",
+    "SyncReport": "phi3industry.retrieval.sync",
+    "TrainResult": "phi3industry.tuning.tuner",
+    "Tuner": "phi3industry.tuning.tuner",
+    "TunerConfig": "phi3industry.tuning.config",
+    "advise": "phi3industry.evaluation.advisor",
+    "evaluate": "phi3industry.evaluation.evaluate",
 }
-
-if TYPE_CHECKING:
-    from phi3industry.advisor import advise
-    from phi3industry.config import PipelineConfig, RetrieverConfig, TunerConfig
-    from phi3industry.evaluation import EvalConfig, evaluate
-    from phi3industry.pipeline import Answer, Pipeline
-    from phi3industry.retriever import Hit, Retriever, SyncReport
-    from phi3industry.tuner import TrainResult, Tuner
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'phi3industry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
     "Answer",
+    "AnswerChunk",
+    "ChatPhi3Industry",
     "ConfigError",
     "DataFormatError",
     "DependencyMissingError",
     "DocumentError",
     "EmbedderMismatchError",
+    "EndpointConfig",
     "EvalConfig",
     "GenerationError",
+    "GenerationTimeoutError",
     "Hit",
+    "IndexConnectionError",
     "IndexLockedError",
     "ModelNotFoundError",
     "Phi3IndustryError",
@@ -97,6 +90,7 @@ __all__ = [
     "QueryError",
     "Retriever",
     "RetrieverConfig",
+    "ServerConfig",
     "SyncReport",
     "TargetModulesError",
     "TrainResult",

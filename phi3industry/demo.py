@@ -12,11 +12,62 @@ import time
 from pathlib import Path
 from typing import Any
 
-from phi3industry.config import RetrieverConfig
-from phi3industry.tuner import sample_kb_dir
+from phi3industry.pipeline import Pipeline, PipelineConfig
+from phi3industry.retrieval import Retriever, RetrieverConfig
+from phi3industry.strategies import PIPELINE_STRATEGIES
+from phi3industry.tuning import TrainResult, Tuner, TunerConfig
 
 DEMO_MODEL = "smollm2-135m-instruct"
-STRATEGIES = ("base", "rag", "finetuned", "rag+finetuned")
+
+
+def sample_kb_dir() -> Path:
+    """The bundled sample knowledge base (docs of a fictional company + ``qa_train.jsonl``)."""
+    return Path(__file__).resolve().parent / "assets" / "sample_kb"
+
+
+def tune_sample_adapter(
+    output_dir: str | Path,
+    *,
+    model: str = "smollm2-135m-instruct",
+    max_steps: int = 20,
+    progress: bool = True,
+    **overrides: Any,
+) -> TrainResult:
+    """Tune a small LoRA adapter on the bundled sample knowledge base (the demo's hook).
+
+    Trains on the knowledge base's documents (raw text) and its ``qa_train.jsonl`` chat
+    Q&A (20 steps of 4 x 128 tokens with ``smollm2-135m-instruct``: a few minutes on 2
+    busy CPU cores; lower ``max_steps`` for a quicker demo).
+
+    Args:
+        output_dir: Where the adapter goes (replaced if it exists).
+        model: Base model.
+        max_steps: Optimizer steps.
+        progress: Show the progress bar.
+        **overrides: Other :class:`~phi3industry.tuning.TunerConfig` settings.
+
+    Returns:
+        The :class:`TrainResult` (``summary()`` prints before/after metrics).
+    """
+    kb = sample_kb_dir()
+    settings: dict[str, Any] = {
+        "model": model,
+        "output_dir": str(output_dir),
+        "overwrite_output_dir": True,
+        "max_steps": max_steps,
+        "batch_size": 4,
+        "max_length": 128,
+        "learning_rate": 1e-3,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "eval_fraction": 0.1,
+        "save_steps": max(max_steps, 1),
+        "logging_steps": 5,
+        "progress": progress,
+    }
+    settings.update(overrides)
+    tuner = Tuner(TunerConfig(**settings))
+    return tuner.train([kb / "docs", kb / "qa_train.jsonl"])
 
 
 def sample_docs_dir() -> Path:
@@ -48,8 +99,6 @@ def _quiet_libraries() -> None:
 
 
 def _ingest_and_search(output: Path, n_questions: int) -> Any:
-    from phi3industry.retriever import Retriever
-
     retriever = Retriever(RetrieverConfig(path=str(output / "index")))
     report = retriever.sync([sample_docs_dir()])
     _say(f"\n-- 1. Ingest --\n{report.summary()}")
@@ -67,8 +116,6 @@ def _ingest_and_search(output: Path, n_questions: int) -> Any:
 
 
 def _tune(output: Path, steps: int, retune: bool) -> Path:
-    from phi3industry.tuner import tune_sample_adapter
-
     adapter = output / "adapter"
     _say(f"\n-- 3. Tune a LoRA adapter on the knowledge base ({DEMO_MODEL}) --")
     if (adapter / "adapter_config.json").exists() and not retune:
@@ -80,9 +127,6 @@ def _tune(output: Path, steps: int, retune: bool) -> Path:
 
 
 def _answer(retriever: Any, adapter: Path, n_questions: int, max_new_tokens: int) -> None:
-    from phi3industry.config import PipelineConfig
-    from phi3industry.pipeline import Pipeline
-
     _say("\n-- 4. Answer with citations, under each strategy --")
     pipe = Pipeline(
         retriever=retriever,
@@ -92,7 +136,7 @@ def _answer(retriever: Any, adapter: Path, n_questions: int, max_new_tokens: int
     )
     for item in sample_questions()[:n_questions]:
         _say(f"\nQ: {item['question']}\n(reference: {item['answer']})")
-        for strategy in STRATEGIES:
+        for strategy in PIPELINE_STRATEGIES:
             answer = pipe.invoke(item["question"], strategy=strategy)
             body = answer.format().replace("\n", "\n    ")
             _say(f"  [{strategy}] ({answer.timings['total']:.1f}s)\n    {body}")

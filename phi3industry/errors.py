@@ -52,6 +52,28 @@ class GenerationError(Phi3IndustryError, RuntimeError):
     """Text generation failed (local model or remote endpoint)."""
 
 
+class GenerationTimeoutError(GenerationError, TimeoutError):
+    """Generation did not finish (or could not start) before its deadline."""
+
+
+class IndexConnectionError(Phi3IndustryError, ConnectionError):
+    """The Chroma server holding the index cannot be reached (names host, port and the fix)."""
+
+
+class RequestError(Phi3IndustryError):
+    """A request to the HTTP server is refused: carries the HTTP status and the OpenAI error type.
+
+    Attributes:
+        status: The HTTP status code (400, 401, 404, 413, 503, 504...).
+        message: What is wrong, for the client.
+        kind: The OpenAI error ``type`` (``invalid_request_error``, ``server_error``...).
+    """
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
 __all__ = [
     "ConfigError",
     "DataFormatError",
@@ -59,9 +81,12 @@ __all__ = [
     "DocumentError",
     "EmbedderMismatchError",
     "GenerationError",
+    "GenerationTimeoutError",
+    "IndexConnectionError",
     "IndexLockedError",
     "ModelNotFoundError",
     "Phi3IndustryError",
     "QueryError",
+    "RequestError",
     "TargetModulesError",
 ]

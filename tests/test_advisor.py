@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from phi3industry.advisor import Profile, advise, rules
 from phi3industry.errors import ConfigError
-from phi3industry.evaluation import Report, StrategyResult, bootstrap_ci, paired_comparison
+from phi3industry.evaluation.advisor import Profile, advise, rules
+from phi3industry.evaluation.metrics import bootstrap_ci, paired_comparison
+from phi3industry.evaluation.report import Report, StrategyResult
 
 # Where each advice sits between pure fine-tuning and pure RAG.
 TOWARD_RAG = {"fine-tuning": 0, "both": 1, "rag": 2}

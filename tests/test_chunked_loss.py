@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from phi3industry._tuning import chunked_loss
-from phi3industry._tuning.chunked_loss import ChunkedCausalLMLoss, unsupported_reason
-from phi3industry.config import TunerConfig
-from phi3industry.tuner import Tuner
+from phi3industry.tuning import chunked_loss
+from phi3industry.tuning.chunked_loss import ChunkedCausalLMLoss, unsupported_reason
+from phi3industry.tuning.config import TunerConfig
+from phi3industry.tuning.tuner import Tuner
 
 ROWS = [
     {
@@ -41,7 +41,7 @@ def _lora_model(model_dir: Path, **lora: Any) -> Any:
 
 
 def _packed_batch(tokenizer: Any) -> dict[str, Any]:
-    from phi3industry import data
+    from phi3industry.tuning import data
 
     examples = data.load_examples(ROWS)
     rows, collator = data.build_rows(

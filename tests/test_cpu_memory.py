@@ -17,7 +17,7 @@ PROBE = textwrap.dedent(
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
     if sys.argv[1] == "limit":
-        from phi3industry._tuning.cpu_memory import limit_heap_retention
+        from phi3industry.tuning.cpu_memory import limit_heap_retention
         print(limit_heap_retention(), end=" ")
     def rss():
         with open("/proc/self/statm") as fh:
@@ -53,7 +53,7 @@ def test_freed_blocks_are_handed_back_once_the_threshold_is_fixed() -> None:
 
 
 def test_a_threshold_from_the_environment_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from phi3industry._tuning import cpu_memory
+    from phi3industry.tuning import cpu_memory
 
     monkeypatch.setattr(cpu_memory, "_applied", None)
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "33554432")

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from phi3industry.data import (
+from phi3industry.errors import DataFormatError
+from phi3industry.tuning.data import (
     IGNORE_INDEX,
     Example,
     PackedCollator,
@@ -19,7 +20,6 @@ from phi3industry.data import (
     split_examples,
     tokenize_example,
 )
-from phi3industry.errors import DataFormatError
 
 CHAT = {
     "messages": [

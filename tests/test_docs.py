@@ -13,21 +13,25 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
-def _config_class(path: Path) -> type:
-    """The config class a YAML file in examples/ holds, from its name."""
-    from phi3industry.config import PipelineConfig, RetrieverConfig, TunerConfig
+def _config_classes(path: Path) -> tuple[type, ...]:
+    """The config classes a YAML file in examples/ holds, from its name."""
+    from phi3industry.evaluation.config import EvalConfig
+    from phi3industry.pipeline.config import PipelineConfig
+    from phi3industry.retrieval.config import RetrieverConfig
+    from phi3industry.serving.config import ServerConfig
+    from phi3industry.tuning.config import TunerConfig
 
     name = path.stem
     if name.startswith("ingest"):
-        return RetrieverConfig
+        return (RetrieverConfig,)
     if name.startswith("tune"):
-        return TunerConfig
-    if name.startswith(("serve", "pipeline")):
-        return PipelineConfig
+        return (TunerConfig,)
+    if name.startswith("serve"):
+        return (PipelineConfig, ServerConfig)  # `serve` composes both from one file
+    if name.startswith("pipeline"):
+        return (PipelineConfig,)
     if name.startswith("eval"):
-        from phi3industry.evaluation import EvalConfig
-
-        return EvalConfig
+        return (EvalConfig,)
     raise AssertionError(
         f"{path.relative_to(ROOT)}: name it ingest*/tune*/serve*/pipeline*/eval*.yaml "
         "so that tests/test_docs.py knows its config class."
@@ -50,14 +54,17 @@ def test_example_configs_exist() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLE_CONFIGS, ids=lambda p: str(p.relative_to(EXAMPLES)))
 def test_example_config_loads(path: Path) -> None:
-    cls = _config_class(path)
-    config = cls.from_yaml(path)
-    # Every key in the file is a field (from_yaml rejects unknown ones) and survives a round trip.
-    assert cls.from_dict(config.to_dict()) == config
+    from phi3industry.cli.options import build_configs
+
+    classes = _config_classes(path)
+    configs = build_configs(classes, path, {})
+    # Every key in the file is a field (unknown ones are refused) and survives a round trip.
+    for cls, config in zip(classes, configs, strict=True):
+        assert cls.from_dict(config.to_dict()) == config
 
 
 def test_tune_configs_cover_the_three_methods() -> None:
-    from phi3industry.config import TunerConfig
+    from phi3industry.tuning.config import TunerConfig
 
     methods = {TunerConfig.from_yaml(p).method for p in (EXAMPLES / "configs").glob("tune-*.yaml")}
     assert methods == {"lora", "qlora", "dora"}

@@ -1,4 +1,4 @@
-"""Behaviour of document discovery, loading and chunking (phi3industry.documents)."""
+"""Behaviour of document discovery, loading and chunking (phi3industry.retrieval.documents)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from _pdf import make_pdf  # tests/ is on sys.path (pytest rootdir conftest)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phi3industry.documents import (
+from phi3industry.errors import ConfigError, DocumentError
+from phi3industry.retrieval.documents import (
     SUPPORTED_SUFFIXES,
     Chunk,
     Chunker,
@@ -25,7 +26,6 @@ from phi3industry.documents import (
     file_hash,
     load_document,
 )
-from phi3industry.errors import ConfigError, DocumentError
 
 SAMPLE_KB = Path(__file__).resolve().parents[1] / "phi3industry" / "assets" / "sample_kb"
 

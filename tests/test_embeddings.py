@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phi3industry import embeddings
-from phi3industry.embeddings import DEFAULT_EMBEDDING, Embedder, load_embedder
 from phi3industry.errors import ConfigError, DependencyMissingError, ModelNotFoundError
 from phi3industry.models import cache_dir
+from phi3industry.retrieval import embeddings
+from phi3industry.retrieval.config import DEFAULT_EMBEDDING
+from phi3industry.retrieval.embeddings import Embedder, load_embedder
 
 TEXTS = [
     "Torque the cylinder-head bolts to 40 Nm in three passes.",
@@ -183,7 +184,7 @@ def test_onnx_fp32_matches_torch(embedder: Embedder) -> None:
 def test_auto_backend_follows_the_index_then_the_machine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from phi3industry.embeddings import resolve_backend, split_embedder_name
+    from phi3industry.retrieval.embeddings import resolve_backend, split_embedder_name
 
     assert split_embedder_name("all-MiniLM-L6-v2@onnx-int8") == ("all-MiniLM-L6-v2", "onnx-int8")
     assert split_embedder_name("/models/a@b/mini") == ("/models/a", "b/mini")
@@ -217,7 +218,7 @@ def test_onnx_export_leaves_logging_alone(tmp_path: Path) -> None:
     # cache, so that the export and onnxruntime's quantizer really run.
     script = (
         "import logging\n"
-        "from phi3industry.embeddings import load_embedder\n"
+        "from phi3industry.retrieval.embeddings import load_embedder\n"
         "load_embedder(backend='onnx-int8')\n"
         "logging.getLogger('bm25s').setLevel(logging.DEBUG)\n"
         "logging.getLogger('bm25s').debug('a library debug line')\n"

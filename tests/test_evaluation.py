@@ -11,25 +11,19 @@ from typing import Any
 import pytest
 
 from phi3industry.errors import ConfigError, DataFormatError
-from phi3industry.evaluation import (
-    EvalConfig,
-    QAItem,
-    Report,
+from phi3industry.evaluation.config import EvalConfig
+from phi3industry.evaluation.evaluate import evaluate, final_answer
+from phi3industry.evaluation.metrics import (
     bootstrap_ci,
     citation_precision,
-    evaluate,
-    exact_match,
-    final_answer,
-    generate_qa,
-    load_qa,
     mrr,
     paired_comparison,
-    parse_generated_qa,
     recall_at_k,
     rouge_l,
-    split_qa,
-    token_f1,
 )
+from phi3industry.evaluation.questions import generate_qa, parse_generated_qa
+from phi3industry.evaluation.report import Report
+from phi3industry.qa import QAItem, exact_match, load_qa, split_qa, token_f1
 
 SAMPLE_KB = Path(__file__).resolve().parents[1] / "phi3industry" / "assets" / "sample_kb"
 
@@ -217,23 +211,59 @@ def test_parse_generated_qa() -> None:
         ({"strategies": ["rag", "magic"]}, "strategies must be a non-empty list"),
         ({"strategies": []}, "strategies must be a non-empty list"),
         ({"strategies": ["rag", "rag"]}, "lists a strategy twice"),
-        ({"k": 0}, "k must be a positive integer"),
-        ({"max_new_tokens": -1}, "max_new_tokens must be a positive integer"),
+        ({"pipeline": {"k": 0}}, r"In EvalConfig.pipeline: k must be a positive integer"),
+        ({"pipeline": {"max_new_tokens": -1}}, "max_new_tokens must be a positive integer"),
         ({"heldout_fraction": 1.0}, "heldout_fraction must be between 0 and 1"),
         ({"raft_p_oracle": 1.5}, r"raft_p_oracle must be in \[0, 1\]"),
         ({"raft_distractors": -1}, "raft_distractors must be an integer >= 0"),
-        ({"raft_distractor_type": "easy"}, "raft_distractor_type must be 'hard' or 'random'"),
+        ({"raft_distractor_type": "easy"}, "raft_distractor_type must be one of hard, random"),
         ({"n_bootstrap": 10}, "n_bootstrap must be at least 100"),
         ({"max_questions": 0}, "max_questions must be a positive integer or unset"),
-        ({"train_max_length": 8}, "train_max_length must be at least 64"),
-        ({"learning_rate": 0}, "learning_rate must be positive"),
-        ({"lora_r": 0}, "lora_r must be a positive integer"),
+        ({"tuner": {"max_length": 8}}, "max_length must be at least 16"),
+        ({"tuner": {"learning_rate": 0}}, "learning_rate must be positive"),
+        ({"tuner": {"lora_r": 0}}, "lora_r must be a positive integer"),
         ({"qa_base_url": "localhost:8000"}, "qa_base_url must start with http"),
+        ({"pipeline": {"index": "kb"}}, "pipeline.index is not used by an evaluation"),
+        (
+            {"pipeline": {"model": "tiny-phi3"}, "tuner": {"model": "smollm2-135m-instruct"}},
+            "pipeline.model .* and tuner.model .* differ",
+        ),
+        ({"retriever": {"path": "a", "host": "h"}}, "takes one of 'path'"),
     ],
 )
 def test_eval_config_validation(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        EvalConfig(**kwargs)
+        EvalConfig.from_dict(kwargs)
+
+
+@pytest.mark.parametrize(
+    ("key", "place"),
+    [
+        ("k", "pipeline.k"),
+        ("model", "pipeline.model"),
+        ("chunk_size", "retriever.chunk_size"),
+        ("index", "retriever.path"),
+        ("train_max_length", "tuner.max_length"),
+        ("answer_batch_size", "pipeline.batch_size"),
+    ],
+)
+def test_old_flat_eval_keys_name_their_new_place(key: str, place: str) -> None:
+    with pytest.raises(ConfigError, match=rf"EvalConfig setting '{key}' has moved: set {place}"):
+        EvalConfig.from_dict({key: 1})
+
+
+def test_one_model_is_answered_with_and_tuned() -> None:
+    by_pipeline = EvalConfig.from_dict({"pipeline": {"model": "tiny-phi3"}})
+    assert by_pipeline.tuner.model == "tiny-phi3" == by_pipeline.model
+    by_tuner = EvalConfig.from_dict({"tuner": {"model": "tiny-phi3"}})
+    assert by_tuner.pipeline.model == "tiny-phi3"
+    # one default per setting: what the eval does not set is the component's own default
+    from phi3industry.pipeline import PipelineConfig
+    from phi3industry.tuning import TunerConfig
+
+    cfg = EvalConfig()
+    assert cfg.pipeline.context_tokens == PipelineConfig().context_tokens
+    assert cfg.tuner.learning_rate == TunerConfig().learning_rate
 
 
 def test_eval_config_yaml_and_roles(tmp_path: Path) -> None:
@@ -243,7 +273,9 @@ def test_eval_config_yaml_and_roles(tmp_path: Path) -> None:
     cfg.to_yaml(tmp_path / "eval.yaml")
     assert EvalConfig.from_yaml(tmp_path / "eval.yaml") == cfg
     example = Path(__file__).resolve().parents[1] / "examples" / "eval-sample-kb.yaml"
-    assert EvalConfig.from_yaml(example).model == "smollm2-135m-instruct"
+    loaded = EvalConfig.from_yaml(example)
+    assert loaded.model == "smollm2-135m-instruct" == loaded.tuner.model
+    assert loaded.pipeline.k == 2 and loaded.tuner.max_steps == 6
     with pytest.raises(ConfigError, match="Did you mean 'strategies'"):
         EvalConfig.from_dict({"strategy": ["rag"]})
 
@@ -396,7 +428,7 @@ def test_evaluate_rejects_strategies_it_cannot_run(sample_index: Any, tiny_phi3_
 
 @pytest.mark.slow
 def test_sample_kb_eval_smollm2(tmp_path: Path) -> None:
-    from phi3industry.evaluation import run_eval
+    from phi3industry.evaluation.run import run_eval
 
     root = Path(__file__).resolve().parents[1]
     cfg = EvalConfig.from_yaml(root / "examples" / "eval-sample-kb.yaml")

@@ -26,17 +26,14 @@ from _pdf import make_pdf
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from phi3industry._evaluation.qa import QAItem, load_qa, qa_item_from_row
-from phi3industry.config import PipelineConfig, RetrieverConfig, TunerConfig
-from phi3industry.data import Example, load_examples, rows_to_examples
-from phi3industry.documents import Chunker, Document, load_document
-from phi3industry.errors import (
-    ConfigError,
-    DataFormatError,
-    DocumentError,
-    QueryError,
-)
-from phi3industry.evaluation import EvalConfig
+from phi3industry.errors import ConfigError, DataFormatError, DocumentError, QueryError
+from phi3industry.evaluation.config import EvalConfig
+from phi3industry.pipeline.config import PipelineConfig
+from phi3industry.qa import QAItem, load_qa, qa_item_from_row
+from phi3industry.retrieval.config import RetrieverConfig
+from phi3industry.retrieval.documents import Chunker, Document, load_document
+from phi3industry.tuning.config import TunerConfig
+from phi3industry.tuning.data import Example, load_examples, rows_to_examples
 
 FUZZ = settings(
     # PHI3INDUSTRY_FUZZ_EXAMPLES=2000 for a deeper run than the default test command's.
@@ -529,7 +526,7 @@ def test_any_json_validates_as_a_request_or_raises_validation_error(body: Any) -
     pytest.importorskip("fastapi")
     from pydantic import ValidationError
 
-    from phi3industry.server import ChatRequest, RetrieveRequest
+    from phi3industry.serving.schema import ChatRequest, RetrieveRequest
 
     for schema in (ChatRequest, RetrieveRequest):
         try:
@@ -549,18 +546,13 @@ def client(tiny_phi3_dir: Path, one_torch_thread: None) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
     from phi3industry import Pipeline
-    from phi3industry.server import create_app
+    from phi3industry.serving import ServerConfig, create_app
 
-    config = PipelineConfig(
-        strategy="base",
-        max_new_tokens=2,
-        max_tokens_cap=4,
-        max_messages=6,
-        max_body_bytes=20_000,
-    )
+    config = PipelineConfig(strategy="base", max_new_tokens=2)
+    server = ServerConfig(max_tokens_cap=4, max_messages=6, max_body_bytes=20_000)
     pipeline = Pipeline(model=str(tiny_phi3_dir), config=config)
     # raise_server_exceptions: a crash in a handler fails the test instead of becoming a 500.
-    with TestClient(create_app(pipeline), raise_server_exceptions=True) as test_client:
+    with TestClient(create_app(pipeline, server), raise_server_exceptions=True) as test_client:
         yield test_client
 
 

@@ -12,14 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from phi3industry.errors import ConfigError, GenerationError
-from phi3industry.generation import (
-    GenerationTimeoutError,
-    LocalGenerator,
-    OpenAIGenerator,
-    parse_adapter_spec,
-)
-from phi3industry.generation._common import _held_back
+from phi3industry.errors import ConfigError, GenerationError, GenerationTimeoutError
+from phi3industry.generation import LocalGenerator, OpenAIGenerator, parse_adapter_spec
+from phi3industry.generation.base import held_back
 
 PHI3_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 MSGS = [
@@ -138,8 +133,8 @@ def test_user_stop_strings_cut_generate_and_stream(tiny: LocalGenerator) -> None
 
 
 def test_held_back_stop_prefix() -> None:
-    assert _held_back("hello wor", ["world"]) == 3
-    assert _held_back("hello", ["xyz"]) == 0
+    assert held_back("hello wor", ["world"]) == 3
+    assert held_back("hello", ["xyz"]) == 0
 
 
 def test_left_padded_batch_matches_single(tiny: LocalGenerator) -> None:
@@ -243,9 +238,9 @@ def test_parse_adapter_spec() -> None:
 def test_langchain_chat_model(tiny: LocalGenerator) -> None:
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-    from phi3industry.generation import LocalChatModel
+    from phi3industry.generation import ChatPhi3Industry
 
-    chat = LocalChatModel(generator=tiny, max_tokens=6)
+    chat = ChatPhi3Industry.from_generator(tiny, max_tokens=6)
     msgs = [SystemMessage("You are terse."), HumanMessage("Name a colour.")]
     out = chat.invoke(msgs)
     assert isinstance(out, AIMessage)

@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 from phi3industry import Retriever, RetrieverConfig
-from phi3industry._evaluation.qa import load_qa
-from phi3industry.config import PipelineConfig
-from phi3industry.data import load_examples
-from phi3industry.documents import MAX_TITLE_CHARS, Chunker, Document, load_document
 from phi3industry.errors import ConfigError, DataFormatError, DocumentError
+from phi3industry.pipeline.config import PipelineConfig
+from phi3industry.qa import load_qa
+from phi3industry.retrieval.documents import MAX_TITLE_CHARS, Chunker, Document, load_document
+from phi3industry.tuning.data import load_examples
 
 HUGE = 100_000_000  # bytes in the single-line file: twice the default max_file_bytes
 SECONDS = 10.0  # every hostile file is loaded or refused within this (a hang is minutes)
@@ -430,11 +430,14 @@ def test_ragged_qa_csv_keeps_the_complete_rows(tmp_path: Path) -> None:
     ],
 )
 def test_hostile_yaml_config_is_refused_quickly(text: str, match: str, tmp_path: Path) -> None:
+    from phi3industry.cli.options import build_configs
+    from phi3industry.serving import ServerConfig
+
     path = tmp_path / "serve.yaml"
     path.write_text(text, encoding="utf-8")
     started = time.perf_counter()
     with pytest.raises(ConfigError, match=match):
-        PipelineConfig.from_yaml(path)
+        build_configs((PipelineConfig, ServerConfig), path, {})  # what `serve --config` reads
     assert time.perf_counter() - started < 5
 
 

@@ -4,19 +4,23 @@ four strategies, SmolLM2 where the answer must make sense."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import operator
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from _corpus import TOPICS
+from langchain_core.callbacks import BaseCallbackHandler
 
-from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
+from phi3industry import EndpointConfig, Pipeline, PipelineConfig, Retriever, RetrieverConfig
 from phi3industry.errors import ConfigError, QueryError
 from phi3industry.generation import LocalGenerator
-from phi3industry.pipeline import Answer, format_source, merge_overlapping, parse_citations
-from phi3industry.retriever import Hit
+from phi3industry.pipeline.answer import Answer, AnswerChunk
+from phi3industry.pipeline.prompt import format_source, merge_overlapping, parse_citations
+from phi3industry.retrieval.search import Hit
 
 DOCS = TOPICS
 QUESTION = "What does error E4711 mean?"
@@ -128,27 +132,123 @@ def test_abstains_when_nothing_relevant(
     assert not free.abstained and free.usage["completion_tokens"] > 0
 
 
-def test_stream_invoke_batch_agree(tiny_pipe: Pipeline) -> None:
+def _comparable(answer: Answer) -> dict:
+    data = answer.to_dict()
+    data.pop("timings")
+    return data
+
+
+def test_stream_yields_answer_chunks_that_add_up_to_invoke(tiny_pipe: Pipeline) -> None:
+    answer = tiny_pipe.invoke(QUESTION)
+    chunks = list(tiny_pipe.stream(QUESTION))
+    assert len(chunks) >= 2 and all(isinstance(c, AnswerChunk) for c in chunks)
+    assert all(c.text and not c.last for c in chunks[:-1]) and chunks[-1].last
+    assert "".join(c.text for c in chunks) == answer.text
+    total = functools.reduce(operator.add, chunks)
+    assert isinstance(total, Answer) and total.sources and total.last
+    assert _comparable(total.to_answer()) == _comparable(answer)
+    assert total.timings["first_token"] <= total.timings["total"]
+    # abstaining streams too: the message, then the closing chunk
+    abstained = list(tiny_pipe.stream(OFF_TOPIC))
+    assert [c.text for c in abstained] == [tiny_pipe.config.abstain_message, ""]
+    assert abstained[-1].abstained and abstained[-1].last
+
+
+def test_batch_agrees_with_invoke(tiny_pipe: Pipeline) -> None:
     text = tiny_pipe.invoke(QUESTION).text
-    pieces = list(tiny_pipe.stream(QUESTION))
-    assert all(isinstance(p, str) for p in pieces) and "".join(pieces).strip() == text
-    items = list(tiny_pipe.stream_answer(QUESTION))
-    final = items[-1]
-    assert isinstance(final, Answer) and final.text == text and final.sources
-    assert final.timings["first_token"] <= final.timings["total"]
     batch = tiny_pipe.batch([QUESTION, "How do I return parts?", OFF_TOPIC])
     assert batch[0].text == text and batch[2].abstained
     assert batch[1].sources[0].source.endswith("returns.md")
+    errors = tiny_pipe.batch([QUESTION, ""], return_exceptions=True)
+    assert isinstance(errors[0], Answer) and isinstance(errors[1], QueryError)
+    with pytest.raises(QueryError, match="non-empty string"):
+        tiny_pipe.batch([QUESTION, ""])
 
 
 def test_async_interface(tiny_pipe: Pipeline) -> None:
-    async def run() -> tuple[Answer, str]:
+    async def run() -> tuple[Answer, list[AnswerChunk], list[Answer]]:
         answer = await tiny_pipe.ainvoke(QUESTION)
-        pieces = [p async for p in tiny_pipe.astream(QUESTION)]
-        return answer, "".join(pieces)
+        chunks = [c async for c in tiny_pipe.astream(QUESTION)]
+        batch = await tiny_pipe.abatch([QUESTION, OFF_TOPIC])
+        return answer, chunks, batch
 
-    answer, streamed = asyncio.run(run())
-    assert streamed.strip() == answer.text
+    answer, chunks, batch = asyncio.run(run())
+    assert all(isinstance(c, AnswerChunk) for c in chunks)
+    assert "".join(c.text for c in chunks) == answer.text
+    assert batch[0].text == answer.text and batch[1].abstained
+
+
+class _Recorder(BaseCallbackHandler):
+    """Records the chain runs LangChain reports: (event, run name, parent run)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | None, object]] = []
+        self.names: dict[object, str | None] = {}
+
+    def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, **kw):  # type: ignore[no-untyped-def]
+        self.names[run_id] = kw.get("name")
+        self.events.append(("start", kw.get("name"), parent_run_id))
+
+    def on_chain_end(self, outputs, *, run_id, parent_run_id=None, **kw):  # type: ignore[no-untyped-def]
+        self.events.append(("end", self.names.get(run_id), parent_run_id))
+
+    def top(self, event: str) -> list[str | None]:
+        return [name for kind, name, parent in self.events if kind == event and parent is None]
+
+    def steps(self) -> set[str | None]:
+        return {name for kind, name, parent in self.events if kind == "start" and parent}
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream", "batch", "ainvoke", "astream"])
+def test_callbacks_see_every_run(tiny_pipe: Pipeline, mode: str) -> None:
+    recorder = _Recorder()
+    config = {"callbacks": [recorder], "tags": ["t"]}
+    questions = [QUESTION, "How do I return parts?"]
+    if mode == "invoke":
+        tiny_pipe.invoke(QUESTION, config)
+    elif mode == "stream":
+        list(tiny_pipe.stream(QUESTION, config))
+    elif mode == "batch":
+        tiny_pipe.batch(questions, config)
+    elif mode == "ainvoke":
+        asyncio.run(tiny_pipe.ainvoke(QUESTION, config))
+    else:
+
+        async def drain() -> None:
+            async for _ in tiny_pipe.astream(QUESTION, config):
+                pass
+
+        asyncio.run(drain())
+    runs = len(questions) if mode == "batch" else 1
+    assert recorder.top("start") == ["phi3industry.Pipeline"] * runs
+    assert recorder.top("end") == ["phi3industry.Pipeline"] * runs
+    # the chain's steps are child runs, streamed or not
+    assert {"start", "retrieve", "pack", "prompt"} <= recorder.steps()
+    if mode != "batch":
+        assert "generate" in recorder.steps()
+
+
+def test_retrieve_returns_the_sources_the_model_is_shown(
+    tiny_pipe: Pipeline, index_dir: Path
+) -> None:
+    pipe = Pipeline(
+        retriever=str(index_dir),
+        model=tiny_pipe.generator,
+        config=PipelineConfig(min_score=0.05, mmr=True, k=3, max_new_tokens=2),
+    )
+    questions = [QUESTION, "How do I return parts?", "battery returns safety network"]
+    for question in questions:
+        shown = pipe.invoke(question).sources
+        assert shown, question
+        assert pipe.retrieve(question) == shown
+    # min_score applies: a threshold no hit reaches leaves nothing, and the answer abstains
+    strict = Pipeline(
+        retriever=str(index_dir),
+        model=tiny_pipe.generator,
+        config=PipelineConfig(min_score=0.99, mmr=True, k=3, max_new_tokens=2),
+    )
+    assert strict.retriever is not None and strict.retriever.search(QUESTION, k=3)
+    assert strict.retrieve(QUESTION) == [] and strict.invoke(QUESTION).abstained
 
 
 def test_composes_in_lcel(tiny_pipe: Pipeline) -> None:
@@ -229,11 +329,10 @@ def test_sources_are_delimited_as_data() -> None:
 
 
 def test_cited_hits_are_the_ones_referenced(tiny_pipe: Pipeline) -> None:
-    state = tiny_pipe._prompt_chain.invoke(tiny_pipe._state("battery returns", "rag", None, None))
     from phi3industry.generation import Generation
 
-    state["generation"] = Generation("It overheats [1]. See also [7].", "stop", 10, 5)
-    answer = tiny_pipe._parse(state)
+    state = tiny_pipe._prompt_chain.invoke({"question": "battery returns", "strategy": "rag"})
+    answer = tiny_pipe.finish(state, Generation("It overheats [1]. See also [7].", "stop", 10, 5))
     assert answer.citations == [answer.sources[0]] and answer.citation_numbers() == [1]
     assert "[1] " in answer.format() and answer.sources[0].source in answer.format()
 
@@ -284,18 +383,56 @@ def test_bad_strategies_and_config(tiny_pipe: Pipeline, tiny_phi3_dir: Path) -> 
         ({"dtype": "int3"}, "dtype must be one of"),
         ({"max_history_messages": -1}, "max_history_messages must be"),
         ({"batch_size": 0}, "batch_size must be positive"),
-        ({"base_url": "localhost:1"}, "base_url must start with http"),
-        ({"endpoint_retries": -1}, "endpoint_retries and endpoint_backoff"),
-        ({"request_timeout": 0}, "endpoint_timeout and request_timeout"),
-        ({"port": 70000}, "port must be between"),
-        ({"max_body_bytes": 0}, "max_body_bytes must be a positive"),
-        ({"api_key": "short"}, "api_key must be at least 8"),
         ({"model": ""}, "model must name a model"),
+        ({"endpoint": "http://x"}, "endpoint must be an EndpointConfig"),
     ],
 )
 def test_pipeline_config_validation(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         PipelineConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"base_url": "localhost:1"}, "base_url must start with http"),
+        ({"retries": -1}, "retries and backoff must be >= 0"),
+        ({"backoff": -1.0}, "retries and backoff must be >= 0"),
+        ({"timeout": 0}, "timeout must be positive"),
+    ],
+)
+def test_endpoint_config_validation(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        EndpointConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("key", "place"),
+    [
+        ("base_url", "endpoint.base_url"),
+        ("endpoint_model", "endpoint.model"),
+        ("endpoint_timeout", "endpoint.timeout"),
+        ("port", "ServerConfig"),
+        ("max_queue", "ServerConfig"),
+    ],
+)
+def test_old_flat_keys_name_their_new_place(key: str, place: str) -> None:
+    with pytest.raises(ConfigError, match=rf"'{key}' has moved: set .*{place}"):
+        PipelineConfig.from_dict({key: 1})
+
+
+def test_nested_endpoint_round_trips(tmp_path: Path) -> None:
+    cfg = PipelineConfig.from_dict(
+        {"model": "tiny-phi3", "endpoint": {"base_url": "http://127.0.0.1:9/v1", "retries": 0}}
+    )
+    assert cfg.endpoint == EndpointConfig(base_url="http://127.0.0.1:9/v1", retries=0)
+    cfg.to_yaml(tmp_path / "p.yaml")
+    assert "endpoint:\n  base_url: http" in (tmp_path / "p.yaml").read_text()
+    assert PipelineConfig.from_yaml(tmp_path / "p.yaml") == cfg
+    with pytest.raises(ConfigError, match=r"In PipelineConfig.endpoint: .*'retries' must be"):
+        PipelineConfig.from_dict({"endpoint": {"retries": "3"}})
+    with pytest.raises(ConfigError, match="Unknown EndpointConfig setting 'modle'"):
+        PipelineConfig.from_dict({"endpoint": {"modle": "x"}})
 
 
 def test_pipeline_from_yaml(tmp_path: Path, index_dir: Path, tiny_phi3_dir: Path) -> None:

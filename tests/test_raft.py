@@ -12,8 +12,8 @@ import pytest
 from _corpus import TOPICS
 
 from phi3industry.errors import ConfigError, DataFormatError
-from phi3industry.evaluation import QAItem
-from phi3industry.raft import (
+from phi3industry.qa import QAItem
+from phi3industry.tuning.raft import (
     find_oracle,
     make_raft_examples,
     raft_records,
@@ -124,7 +124,7 @@ def test_target_quotes_the_oracle_and_ends_with_the_answer(index: Any) -> None:
 
 
 def test_records_are_tuner_training_data(index: Any, tmp_path: Path) -> None:
-    from phi3industry.data import load_examples
+    from phi3industry.tuning.data import load_examples
 
     records = raft_records(index, QA, n_distractors=1, seed=0)
     assert all(set(r) == {"messages"} for r in records)

@@ -33,9 +33,9 @@ import openai
 import pytest
 
 from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
-from phi3industry._bm25 import BM25Index, ids_fingerprint
 from phi3industry.errors import DataFormatError, GenerationError
-from phi3industry.server import BackgroundServer
+from phi3industry.retrieval.bm25 import BM25Index, ids_fingerprint
+from phi3industry.serving import BackgroundServer, ServerConfig
 
 CLI = Path(sys.executable).with_name("phi3industry")
 DJANGO_RELEASES = Path("/usr/share/doc/python-django-doc/html/releases")
@@ -338,7 +338,7 @@ def test_unfinished_run_is_neither_restarted_nor_overwritten_silently(
     tiny_phi3_dir: Path, tmp_path: Path
 ) -> None:
     from phi3industry.errors import ConfigError
-    from phi3industry.tuner import ADAPTER_FILES, CHECKPOINT_DIR
+    from phi3industry.tuning.tuner import ADAPTER_FILES, CHECKPOINT_DIR
 
     out = tmp_path / "run"
     checkpoint = out / CHECKPOINT_DIR / "checkpoint-1"
@@ -381,15 +381,16 @@ def pipe(
     return Pipeline(
         retriever=retriever,
         model=str(tiny_phi3_dir),
-        config=PipelineConfig(
-            max_new_tokens=8, min_score=None, port=0, api_key=KEY, request_timeout=2.0, max_queue=1
-        ),
+        config=PipelineConfig(max_new_tokens=8, min_score=None),
     )
+
+
+SERVER = ServerConfig(port=0, api_key=KEY, request_timeout=2.0, max_queue=1)
 
 
 @pytest.fixture(scope="module")
 def server(pipe: Pipeline) -> Iterator[BackgroundServer]:
-    with BackgroundServer(pipe) as srv:
+    with BackgroundServer(pipe, SERVER) as srv:
         yield srv
 
 
@@ -454,7 +455,7 @@ def test_client_gone_mid_stream_stops_generating_and_frees_its_slot(
     server: BackgroundServer, pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # max_queue=1: a slot leaked by the abandoned stream would turn the next request into 503.
-    assert pipe.config.max_queue == 1
+    assert SERVER.max_queue == 1
     real_stream = pipe.generator.stream
 
     def slow_stream(*args: Any, **kwargs: Any) -> Iterator[Any]:

@@ -13,16 +13,17 @@ import pytest
 from _corpus import write_corpus
 
 from phi3industry import Retriever, RetrieverConfig
-from phi3industry._bm25 import BM25Index, ids_fingerprint
-from phi3industry._lock import write_lock
-from phi3industry.documents import file_hash
 from phi3industry.errors import (
     ConfigError,
     DocumentError,
     EmbedderMismatchError,
+    IndexConnectionError,
     IndexLockedError,
     QueryError,
 )
+from phi3industry.retrieval.bm25 import BM25Index, ids_fingerprint
+from phi3industry.retrieval.coherence import write_lock
+from phi3industry.retrieval.documents import file_hash
 
 
 @pytest.fixture
@@ -262,8 +263,8 @@ def test_sync_resumes_after_a_kill(tmp_path: Path) -> None:
     import termios
     import time
 
-    from phi3industry.documents import Chunker, discover_files, load_document
-    from phi3industry.retriever import chunk_id
+    from phi3industry.retrieval.documents import Chunker, discover_files, load_document
+    from phi3industry.retrieval.sync import chunk_id
 
     docs = tmp_path / "many"
     rng = random.Random(7)
@@ -431,7 +432,7 @@ def test_against_a_real_chroma_server(chroma_server: int, corpus: Path) -> None:
     # A second client sees the same index.
     again = Retriever(config)
     assert again.stats()["documents"] == 4
-    with pytest.raises(ConfigError, match="Cannot reach the Chroma server"):
+    with pytest.raises(IndexConnectionError, match="Cannot reach the Chroma server"):
         Retriever(RetrieverConfig(host="127.0.0.1", port=1))
 
 

@@ -26,7 +26,7 @@ import pytest
 from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
 from phi3industry.errors import ModelNotFoundError, Phi3IndustryError
 from phi3industry.generation import Generation
-from phi3industry.server import BackgroundServer
+from phi3industry.serving import BackgroundServer, ServerConfig
 
 CLI = Path(sys.executable).with_name("phi3industry")
 KEY = "sk-security-test-7f3a9c2e51d4"
@@ -65,13 +65,13 @@ def pipe(tiny_phi3_dir: Path, kb: Path, one_torch_thread: None) -> Pipeline:
     return Pipeline(
         retriever=str(kb / "index"),
         model=str(tiny_phi3_dir),
-        config=PipelineConfig(max_new_tokens=8, port=0, api_key=KEY),
+        config=PipelineConfig(max_new_tokens=8),
     )
 
 
 @pytest.fixture(scope="module")
 def server(pipe: Pipeline) -> Iterator[BackgroundServer]:
-    with BackgroundServer(pipe) as srv:
+    with BackgroundServer(pipe, ServerConfig(port=0, api_key=KEY)) as srv:
         yield srv
 
 
@@ -180,7 +180,7 @@ def test_in_process_logs_at_debug_level_never_hold_the_key(
 
 
 def test_default_limits_answer_4xx_with_a_message(http: httpx.Client, pipe: Pipeline) -> None:
-    cfg = PipelineConfig()
+    cfg = ServerConfig()
     assert (cfg.max_tokens_cap, cfg.max_messages, cfg.max_body_bytes) == (1024, 64, 1_000_000)
     window = pipe.context_window
     cases = [

@@ -20,7 +20,7 @@ import pytest
 from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
 from phi3industry.errors import ConfigError, GenerationError
 from phi3industry.generation import OpenAIGenerator
-from phi3industry.server import BackgroundServer, check_bind, is_loopback
+from phi3industry.serving import BackgroundServer, ServerConfig, check_bind, is_loopback
 
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -69,20 +69,16 @@ def pipe(tiny_phi3_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pipel
         retriever=retriever,
         model=str(tiny_phi3_dir),
         adapter=f"kb={adapter}",
-        config=PipelineConfig(
-            max_new_tokens=8,
-            port=0,
-            api_key=KEY,
-            max_body_bytes=60_000,
-            max_tokens_cap=64,
-            max_messages=6,
-        ),
+        config=PipelineConfig(max_new_tokens=8),
     )
+
+
+SERVER = ServerConfig(port=0, api_key=KEY, max_body_bytes=60_000, max_tokens_cap=64, max_messages=6)
 
 
 @pytest.fixture(scope="module")
 def server(pipe: Pipeline) -> Iterator[BackgroundServer]:
-    with BackgroundServer(pipe) as srv:
+    with BackgroundServer(pipe, SERVER) as srv:
         yield srv
 
 
@@ -275,7 +271,7 @@ def test_stream_error_is_reported_in_the_stream(
 
 
 def test_request_timeout_is_504(pipe: Pipeline) -> None:
-    cfg = dataclasses.replace(pipe.config, request_timeout=0.001)
+    cfg = dataclasses.replace(SERVER, request_timeout=0.001)
     with BackgroundServer(pipe, cfg) as srv, httpx.Client(timeout=60) as h:
         r = h.post(f"{srv.url}/chat/completions", json=ask(max_tokens=60), headers=AUTH)
     assert r.status_code == 504 and "timed out" in r.json()["error"]["message"]
@@ -289,8 +285,8 @@ def test_our_server_as_an_openai_compatible_endpoint(
     via_http = Pipeline(model=remote, config=PipelineConfig(strategy="base", max_new_tokens=6))
     local = pipe.invoke({"question": "Hello?", "strategy": "base", "max_new_tokens": 6})
     assert via_http.invoke("Hello?").text == local.text
-    streamed = "".join(via_http.stream("Hello?"))
-    assert streamed.strip() == via_http.invoke("Hello?").text
+    streamed = "".join(chunk.text for chunk in via_http.stream("Hello?"))
+    assert streamed == via_http.invoke("Hello?").text
     wrong = OpenAIGenerator(server.url, base_id, api_key="bad-key-12345678", retries=0)
     with pytest.raises(GenerationError, match=r"refused the request \(HTTP 401\)"):
         wrong.generate([{"role": "user", "content": "hi"}])

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from phi3industry.config import TunerConfig
 from phi3industry.errors import ConfigError, DependencyMissingError, TargetModulesError
-from phi3industry.tuner import TrainResult, Tuner
+from phi3industry.tuning.config import TunerConfig
+from phi3industry.tuning.tuner import TrainResult, Tuner
 
 FUSED = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
 ROWS = [
@@ -345,3 +345,44 @@ def test_qlora_on_cpu_is_4bit_trains_and_reloads_on_16bit(tiny_dir: Path, tmp_pa
     ids = torch.tensor([[1, 32010, 450, 3974, 32007]])
     with torch.no_grad():
         assert torch.isfinite(model(ids).logits).all()
+
+
+def _declared_floor(package: str) -> str:
+    """The lowest version of ``package`` that pyproject.toml allows."""
+    import re
+
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    spec = next(d for d in deps if re.match(rf"{package}(\[|[<>=])", d))
+    floor = re.search(r">=\s*([\w.]+)", spec)
+    assert floor is not None, spec
+    return floor.group(1)
+
+
+@pytest.mark.slow
+def test_tuner_trains_on_the_declared_transformers_floor(tiny_dir: Path, tmp_path: Path) -> None:
+    """The oldest transformers pyproject.toml allows runs a Tuner (its arguments exist there)."""
+    import subprocess
+
+    floor = _declared_floor("transformers")
+    site = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
+    subprocess.run([*pip, f"transformers=={floor}"], check=True, timeout=600)
+    code = (
+        "import json, sys, transformers\n"
+        "from phi3industry import Tuner, TunerConfig\n"
+        f"rows = {json.dumps(ROWS[:8])}\n"
+        f"cfg = TunerConfig(model={str(tiny_dir)!r}, output_dir={str(tmp_path / 'out')!r},\n"
+        "    max_steps=2, batch_size=2, max_length=64, save_steps=2, logging_steps=1,\n"
+        "    gradient_checkpointing=True, progress=False)\n"
+        "result = Tuner(cfg).train(rows)\n"
+        "print(transformers.__version__, result.global_step)\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[-2:] == [floor, "2"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from phi3industry.tuner import ADAPTER_FILES, CHECKPOINT_DIR
+from phi3industry.tuning.tuner import ADAPTER_FILES, CHECKPOINT_DIR
 
 MAX_STEPS = 4
 BATCH = 2

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from phi3industry.config import TunerConfig
-from phi3industry.tuner import Tuner
+from phi3industry.tuning.config import TunerConfig
+from phi3industry.tuning.tuner import Tuner
 
 pytestmark = pytest.mark.gpu
 
@@ -80,7 +80,7 @@ def _check_trained(tuner: Tuner, result: Any) -> None:
 
 
 def test_precision_auto_is_bf16_on_capable_gpus(tiny_phi3_dir: Path, tmp_path: Path) -> None:
-    from phi3industry.tuner import quantization_config
+    from phi3industry.tuning.model_setup import quantization_config
 
     tuner = Tuner(_cfg(tiny_phi3_dir, tmp_path / "a"))
     assert tuner.precision == ("bf16" if _bf16() else "fp32")

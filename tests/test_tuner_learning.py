@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from phi3industry.tuner import TrainResult, sample_kb_dir, tune_sample_adapter
+from phi3industry.demo import sample_kb_dir, tune_sample_adapter
+from phi3industry.tuning.tuner import TrainResult
 
 pytestmark = pytest.mark.slow
 

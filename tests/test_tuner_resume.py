@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from phi3industry.tuner import ADAPTER_FILES, CHECKPOINT_DIR, sample_kb_dir
+from phi3industry.demo import sample_kb_dir
+from phi3industry.tuning.tuner import ADAPTER_FILES, CHECKPOINT_DIR
 
 ATOL = 1e-5
 MAX_STEPS = 24
@@ -145,8 +146,8 @@ def test_resume_skips_a_checkpoint_cut_off_while_saving(
     tiny_phi3_dir: Path, tmp_path: Path
 ) -> None:
     """A kill during a save leaves a checkpoint dir without trainer_state.json: not resumable."""
-    from phi3industry.config import TunerConfig
-    from phi3industry.tuner import Tuner
+    from phi3industry.tuning.config import TunerConfig
+    from phi3industry.tuning.tuner import Tuner
 
     out = tmp_path / "run"
     tuner = Tuner(TunerConfig(**_config(tiny_phi3_dir, out)))

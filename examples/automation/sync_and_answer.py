@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from phi3industry import Phi3IndustryError, Pipeline, PipelineConfig, Retriever, RetrieverConfig
-from phi3industry.retriever import INDEX_FILE
+from phi3industry.retrieval.index import INDEX_FILE
 
 FIELDS = (
     "id",
@@ -112,7 +112,8 @@ def fingerprint(retriever: Retriever, questions: list[dict[str, str]], cfg: Pipe
     for chunk_id in sorted(hit.id for hit in retriever.iter_chunks()):
         digest.update(chunk_id.encode())
     digest.update(json.dumps(questions, sort_keys=True).encode())
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("endpoint_api_key", "api_key")}
+    settings = cfg.to_dict()
+    settings["endpoint"].pop("api_key")  # a secret: never written anywhere
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from phi3industry import Answer, Pipeline, PipelineConfig, Retriever, RetrieverConfig
-from phi3industry.tuner import sample_kb_dir
+from phi3industry.demo import sample_kb_dir
 
 HERE = Path(__file__).parent
 GOLDEN = yaml.safe_load((HERE / "golden.yaml").read_text(encoding="utf-8"))

@@ -1,9 +1,9 @@
 """Text generators: a local transformers model (with LoRA adapters) or an OpenAI endpoint.
 
-Both generators share one small interface used by :class:`~phi3industry.pipeline.Pipeline` and
-the server: ``generate(messages) -> Generation``, ``generate_batch([messages, ...])``,
+Both implement :class:`Generator`, the one interface the pipeline and the server use:
+``generate(messages) -> Generation``, ``generate_batch([messages, ...])``,
 ``stream(messages) -> Iterator[GenerationChunk]``, ``count_tokens(text)``,
-``context_window`` and ``adapter_names``. :class:`LocalChatModel` wraps a generator as a
+``context_window`` and ``adapter_names``. :class:`ChatPhi3Industry` is the same models as a
 LangChain chat model.
 
 Example:
@@ -16,36 +16,43 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from phi3industry.generation._common import (
-    BASE_ADAPTER,
-    Generation,
-    GenerationChunk,
-    GenerationTimeoutError,
-    Message,
-)
-from phi3industry.generation.adapters import check_adapter_compatible, parse_adapter_spec
-from phi3industry.generation.endpoint import OpenAIGenerator
-from phi3industry.generation.local import LocalGenerator
+from phi3industry._lazy import lazy_exports
 
+if TYPE_CHECKING:
+    from phi3industry.generation.adapters import check_adapter_compatible, parse_adapter_spec
+    from phi3industry.generation.base import (
+        BASE_ADAPTER,
+        Generation,
+        GenerationChunk,
+        Generator,
+        Message,
+    )
+    from phi3industry.generation.chat_model import ChatPhi3Industry
+    from phi3industry.generation.endpoint import OpenAIGenerator
+    from phi3industry.generation.local import LocalGenerator
 
-def __getattr__(name: str) -> Any:
-    # Built on first use so that importing this module does not import langchain.
-    if name == "LocalChatModel":
-        from phi3industry.generation.chat_model import _chat_model_class
-
-        cls = _chat_model_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+_LAZY = {
+    "BASE_ADAPTER": "phi3industry.generation.base",
+    "ChatPhi3Industry": "phi3industry.generation.chat_model",
+    "Generation": "phi3industry.generation.base",
+    "GenerationChunk": "phi3industry.generation.base",
+    "Generator": "phi3industry.generation.base",
+    "LocalGenerator": "phi3industry.generation.local",
+    "Message": "phi3industry.generation.base",
+    "OpenAIGenerator": "phi3industry.generation.endpoint",
+    "check_adapter_compatible": "phi3industry.generation.adapters",
+    "parse_adapter_spec": "phi3industry.generation.adapters",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
     "BASE_ADAPTER",
+    "ChatPhi3Industry",
     "Generation",
     "GenerationChunk",
-    "GenerationTimeoutError",
+    "Generator",
     "LocalGenerator",
     "Message",
     "OpenAIGenerator",

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from phi3industry.errors import ConfigError
-from phi3industry.generation._common import (
-    BASE_ADAPTER,
-)
+from phi3industry.generation.base import BASE_ADAPTER
 
 
 def parse_adapter_spec(spec: str) -> tuple[str, str]:

@@ -9,13 +9,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from phi3industry.errors import ConfigError, DependencyMissingError, GenerationError
-from phi3industry.generation._common import (
+from phi3industry.generation.base import (
     BASE_ADAPTER,
     Generation,
     GenerationChunk,
     Message,
-    _check_messages,
-    _check_params,
+    check_messages,
+    check_params,
 )
 
 
@@ -87,6 +87,11 @@ class OpenAIGenerator:
         return list(self._adapters)
 
     @property
+    def adapter_paths(self) -> dict[str, str]:
+        """Adapter name -> directory; an endpoint's adapters live on its side (none here)."""
+        return {}
+
+    @property
     def context_window(self) -> int:
         """The served model's context window in tokens (as configured)."""
         return self._context_window
@@ -106,7 +111,7 @@ class OpenAIGenerator:
 
     def prompt_tokens(self, messages: Sequence[Message]) -> int:
         """Approximate prompt tokens of ``messages`` (content plus a few per message)."""
-        return sum(self.count_tokens(m["content"]) + 4 for m in _check_messages(messages))
+        return sum(self.count_tokens(m["content"]) + 4 for m in check_messages(messages))
 
     def _request(self, **kwargs: Any) -> Any:
         o = self._openai
@@ -142,10 +147,10 @@ class OpenAIGenerator:
         adapter: str | None,
         seed: int | None,
     ) -> dict[str, Any]:
-        _check_params(max_new_tokens, temperature, top_p)
+        check_params(max_new_tokens, temperature, top_p)
         kwargs: dict[str, Any] = {
             "model": self.name if adapter in (None, BASE_ADAPTER) else adapter,
-            "messages": _check_messages(messages),
+            "messages": check_messages(messages),
             "max_tokens": max_new_tokens,
             "temperature": temperature,
             "top_p": top_p,
@@ -184,9 +189,32 @@ class OpenAIGenerator:
             total_s=time.perf_counter() - start,
         )
 
-    def generate_batch(self, batch: Sequence[Sequence[Message]], **kwargs: Any) -> list[Generation]:
+    def generate_batch(
+        self,
+        batch: Sequence[Sequence[Message]],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] | None = None,
+        adapter: str | None = None,
+        seed: int | None = None,
+        deadline: float | None = None,
+    ) -> list[Generation]:
         """Generate replies one request at a time (the endpoint batches on its side)."""
-        return [self.generate(messages, **kwargs) for messages in batch]
+        return [
+            self.generate(
+                messages,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                stop=stop,
+                adapter=adapter,
+                seed=seed,
+                deadline=deadline,
+            )
+            for messages in batch
+        ]
 
     def stream(
         self,

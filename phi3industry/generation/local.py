@@ -12,21 +12,25 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from phi3industry.errors import ConfigError, DependencyMissingError, GenerationError
-from phi3industry.generation._common import (
-    _GREEDY_BELOW,
-    _SYSTEM_PROBE,
-    BASE_ADAPTER,
-    Generation,
-    GenerationChunk,
+from phi3industry.errors import (
+    ConfigError,
+    GenerationError,
     GenerationTimeoutError,
-    Message,
-    _check_messages,
-    _check_params,
-    _find_stop,
-    _held_back,
 )
 from phi3industry.generation.adapters import check_adapter_compatible, parse_adapter_spec
+from phi3industry.generation.base import (
+    BASE_ADAPTER,
+    GREEDY_BELOW,
+    SYSTEM_PROBE,
+    Generation,
+    GenerationChunk,
+    Message,
+    check_messages,
+    check_params,
+    find_stop,
+    held_back,
+)
+from phi3industry.models import load_model, load_tokenizer, quiet_peft, stop_token_ids
 
 
 class _Interrupt:
@@ -65,7 +69,7 @@ class _Interrupt:
                 skip_special_tokens=True,
             )
             for row, text in enumerate(tails):
-                if _find_stop(text, self.stop) >= 0:
+                if find_stop(text, self.stop) >= 0:
                     done[row] = True
         return done
 
@@ -123,12 +127,7 @@ class LocalGenerator:
         self._lock = threading.Lock()
         self._adapters: dict[str, str] = {}
         self._system_ok: bool | None = None
-        try:
-            from phi3industry.models import stop_token_ids
-
-            ids = stop_token_ids(tokenizer)
-        except ImportError:  # pragma: no cover - models.py is part of the package
-            ids = [tokenizer.eos_token_id]
+        ids = stop_token_ids(tokenizer)
         self.stop_ids: list[int] = sorted({int(i) for i in ids if i is not None})
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.stop_ids[0]
@@ -158,8 +157,6 @@ class LocalGenerator:
         """
         import torch
 
-        from phi3industry.models import load_model, load_tokenizer
-
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype in (None, "auto") and device == "cpu":
@@ -175,6 +172,11 @@ class LocalGenerator:
     def adapter_names(self) -> list[str]:
         """Names of the loaded adapters (``"base"`` selects none)."""
         return list(self._adapters)
+
+    @property
+    def adapter_paths(self) -> dict[str, str]:
+        """Adapter name -> the directory it was loaded from."""
+        return dict(self._adapters)
 
     def load_adapter(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Load a LoRA adapter directory onto the base model under ``name``.
@@ -197,11 +199,9 @@ class LocalGenerator:
             )
         base = self.model.get_base_model() if hasattr(self.model, "peft_config") else self.model
         check_adapter_compatible(base, os.fspath(path), self.name)
-        try:
+        with self._lock, quiet_peft():
             from peft import PeftModel
-        except ImportError as exc:  # pragma: no cover - peft is a core dependency
-            raise DependencyMissingError("Adapters need peft: pip install peft") from exc
-        with self._lock:
+
             if isinstance(self.model, PeftModel):
                 self.model.load_adapter(os.fspath(path), adapter_name=name)
             else:
@@ -252,12 +252,12 @@ class LocalGenerator:
             try:
                 probe = self.tokenizer.apply_chat_template(
                     [
-                        {"role": "system", "content": _SYSTEM_PROBE},
+                        {"role": "system", "content": SYSTEM_PROBE},
                         {"role": "user", "content": "x"},
                     ],
                     tokenize=False,
                 )
-                self._system_ok = _SYSTEM_PROBE in probe
+                self._system_ok = SYSTEM_PROBE in probe
             except Exception:
                 self._system_ok = False
         return self._system_ok
@@ -268,7 +268,7 @@ class LocalGenerator:
         Templates that drop the system role (Phi-3's) get the system text at the top of the
         first user message instead, so it is never silently lost.
         """
-        msgs = _check_messages(messages)
+        msgs = check_messages(messages)
         if not self._keeps_system() and any(m["role"] == "system" for m in msgs):
             system = "\n\n".join(m["content"] for m in msgs if m["role"] == "system")
             msgs = [m for m in msgs if m["role"] != "system"]
@@ -297,7 +297,7 @@ class LocalGenerator:
             "pad_token_id": self.pad_id,
             "use_cache": True,
         }
-        if temperature >= _GREEDY_BELOW:
+        if temperature >= GREEDY_BELOW:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
         else:
             kwargs.update(do_sample=False)
@@ -331,7 +331,7 @@ class LocalGenerator:
                 ids, reason = ids[:i], "stop"
                 break
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
-        cut = _find_stop(text, stop) if stop else -1
+        cut = find_stop(text, stop) if stop else -1
         if cut >= 0:
             text, reason = text[:cut], "stop"
         elif reason == "length" and len(ids) < max_new_tokens:
@@ -398,7 +398,7 @@ class LocalGenerator:
         Returns:
             One :class:`Generation` per conversation, in order.
         """
-        _check_params(max_new_tokens, temperature, top_p)
+        check_params(max_new_tokens, temperature, top_p)
         if not batch:
             return []
         stop = list(stop or [])
@@ -472,7 +472,7 @@ class LocalGenerator:
         from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
         warpers = LogitsProcessorList()
-        if temperature >= _GREEDY_BELOW:
+        if temperature >= GREEDY_BELOW:
             warpers.append(TemperatureLogitsWarper(temperature))
             if top_p < 1.0:
                 warpers.append(TopPLogitsWarper(top_p))
@@ -491,7 +491,7 @@ class LocalGenerator:
                     **{cache_kwarg: past},
                 )
                 past, scores = out.get(cache_kwarg), out.logits[:, -1, :].float()
-                if temperature >= _GREEDY_BELOW:
+                if temperature >= GREEDY_BELOW:
                     probs = torch.softmax(warpers(seen, scores), dim=-1)
                     token = torch.multinomial(probs, num_samples=1)
                 else:
@@ -524,7 +524,7 @@ class LocalGenerator:
         Yields:
             :class:`GenerationChunk` objects.
         """
-        _check_params(max_new_tokens, temperature, top_p)
+        check_params(max_new_tokens, temperature, top_p)
         stop = list(stop or [])
         start = time.perf_counter()
         inputs = self._encode([self.render(messages)])
@@ -550,11 +550,11 @@ class LocalGenerator:
                         break
                     ids.append(tid)
                     text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
-                    cut = _find_stop(text, stop) if stop else -1
+                    cut = find_stop(text, stop) if stop else -1
                     if cut >= 0:
                         text, reason = text[:cut], "stop"
                         break
-                    safe = len(text) - (_held_back(text, stop) if stop else 0)
+                    safe = len(text) - (held_back(text, stop) if stop else 0)
                     if text.endswith("\ufffd"):  # half of a multi-byte character: wait
                         safe = min(safe, len(text) - 1)
                     if safe > emitted:

@@ -1,1 +1,0 @@
-"""Parts of :mod:`phi3industry.evaluation`: metrics, QA sets and the report."""

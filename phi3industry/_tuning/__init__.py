@@ -1,1 +1,0 @@
-"""Internals of :mod:`phi3industry.tuner`: metrics (perplexity, domain vocabulary), export."""

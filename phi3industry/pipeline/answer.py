@@ -1,0 +1,131 @@
+"""What the pipeline returns: an :class:`Answer`, or streamed :class:`AnswerChunk` pieces.
+
+Chunks add up the way LangChain's ``AIMessageChunk`` do: ``sum`` of a stream (``a + b + ...``)
+is the :class:`Answer` that ``invoke`` returns for the same question. Every chunk but the last
+carries a piece of text; the last carries the sources, citations, usage and timings.
+
+Example:
+    >>> from phi3industry.pipeline.answer import AnswerChunk
+    >>> first = AnswerChunk.delta("The AR7 carries ", strategy="rag")
+    >>> whole = first + AnswerChunk.delta("12 kg [1].", strategy="rag")
+    >>> whole.text
+    'The AR7 carries 12 kg [1].'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from phi3industry.retrieval.search import Hit
+
+
+@dataclass
+class Answer:
+    """The pipeline's answer to one question.
+
+    Attributes:
+        text: The answer, with its ``[n]`` citation markers.
+        citations: The sources the answer actually cites (``Hit`` objects), in citation order.
+        strategy: ``base``, ``rag``, ``finetuned`` or ``rag+finetuned``.
+        usage: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``.
+        timings: Seconds: ``retrieve``, ``prompt``, ``first_token`` (from the start), ``total``.
+        sources: Every source shown to the model; ``[n]`` refers to ``sources[n - 1]``.
+        question: The question asked.
+        query: The (condensed) query sent to the retriever, if any.
+        abstained: True when nothing relevant was found and the pipeline did not generate.
+        finish_reason: ``stop`` or ``length`` (None when abstaining).
+        adapter: The adapter that generated the answer (None for the base model).
+    """
+
+    text: str
+    citations: list[Hit]
+    strategy: str
+    usage: dict[str, int]
+    timings: dict[str, float]
+    sources: list[Hit] = field(default_factory=list)
+    question: str = ""
+    query: str | None = None
+    abstained: bool = False
+    finish_reason: str | None = None
+    adapter: str | None = None
+
+    def citation_numbers(self) -> list[int]:
+        """The ``[n]`` numbers of :attr:`citations`."""
+        ids = [s.id for s in self.sources]
+        return [ids.index(c.id) + 1 for c in self.citations if c.id in ids]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the answer as a JSON-ready dict (hits via ``Hit.to_dict``)."""
+        return {
+            "text": self.text,
+            "citations": [
+                {"n": n, **hit.to_dict()}
+                for n, hit in zip(self.citation_numbers(), self.citations, strict=False)
+            ],
+            "strategy": self.strategy,
+            "usage": dict(self.usage),
+            "timings": dict(self.timings),
+            "sources": [hit.to_dict() for hit in self.sources],
+            "question": self.question,
+            "query": self.query,
+            "abstained": self.abstained,
+            "finish_reason": self.finish_reason,
+            "adapter": self.adapter,
+        }
+
+    def format(self) -> str:
+        """Return the answer followed by its cited sources, for people."""
+        lines = [self.text.strip()]
+        if self.citations:
+            lines.append("")
+            lines.append("Sources:")
+            for n, hit in zip(self.citation_numbers(), self.citations, strict=False):
+                where = hit.source + (f" > {hit.section}" if hit.section else "")
+                if hit.page is not None:
+                    where += f" (page {hit.page})"
+                lines.append(f"[{n}] {where}  chars {hit.span[0]}-{hit.span[1]}")
+        return "\n".join(lines)
+
+
+@dataclass
+class AnswerChunk(Answer):
+    """A piece of a streamed :class:`Answer`; chunks add up (``+``) to the whole answer.
+
+    Text deltas are in :attr:`text`; the last chunk of a stream (:attr:`last`) has no text
+    and carries everything else (sources, citations, usage, timings, finish reason).
+    """
+
+    last: bool = False
+
+    @classmethod
+    def delta(cls, text: str, *, strategy: str = "", question: str = "") -> AnswerChunk:
+        """A chunk holding only a piece of text."""
+        return cls(
+            text=text, citations=[], strategy=strategy, usage={}, timings={}, question=question
+        )
+
+    @classmethod
+    def closing(cls, answer: Answer) -> AnswerChunk:
+        """The last chunk of a stream: ``answer`` without its text (the deltas carried it)."""
+        values = {f.name: getattr(answer, f.name) for f in dataclasses.fields(Answer)}
+        return cls(**{**values, "text": "", "last": True})
+
+    def __add__(self, other: Any) -> AnswerChunk:
+        if not isinstance(other, AnswerChunk):
+            return NotImplemented
+        merged: dict[str, Any] = {"text": self.text + other.text}
+        for f in dataclasses.fields(Answer):
+            if f.name == "text":
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            merged[f.name] = theirs if theirs not in (None, "", [], {}, False) else mine
+        return AnswerChunk(**merged, last=self.last or other.last)
+
+    def to_answer(self) -> Answer:
+        """The same content as a plain :class:`Answer`."""
+        return Answer(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Answer)})
+
+
+__all__ = ["Answer", "AnswerChunk"]

@@ -1,0 +1,147 @@
+"""Search results and how rankings are combined: :class:`Hit`, reciprocal-rank fusion, MMR.
+
+Dense search ranks chunks by cosine similarity; BM25 ranks them by keywords. Hybrid search
+fuses both rankings by reciprocal rank (each list gives ``1 / (rrf_k + rank)``); maximal
+marginal relevance then picks hits that are relevant and unlike those already picked.
+Chroma access stays in :mod:`phi3industry.retrieval.index`; these are pure functions.
+
+Example:
+    >>> from phi3industry.retrieval.search import rrf_fuse
+    >>> order, scores = rrf_fuse([["a", "b", "c"], ["c", "a"]], rrf_k=60)
+    >>> order
+    ['a', 'c', 'b']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document as LCDocument
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a chunk, its score and where it comes from.
+
+    Attributes:
+        text: The chunk's text.
+        score: Cosine similarity for dense search; the reciprocal-rank-fusion score for
+            hybrid search (the cosine is in ``metadata["dense_score"]``).
+        source: Path of the source document.
+        section: Heading path of the chunk's section, if any.
+        span: ``(start, end)`` character offsets of the chunk in the document's text.
+        id: The chunk's id in the index.
+        page: PDF page (1-based), if any.
+        metadata: All stored metadata of the chunk.
+    """
+
+    text: str
+    score: float
+    source: str
+    section: str | None
+    span: tuple[int, int]
+    id: str
+    page: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, chunk_id: str, text: str, meta: dict[str, Any], score: float) -> Hit:
+        """A hit from one Chroma row (id, document, metadata) and its score."""
+        page = meta.get("page")
+        return cls(
+            text=text,
+            score=float(score),
+            source=str(meta.get("source", "")),
+            section=meta.get("section"),
+            span=(int(meta.get("start", 0)), int(meta.get("end", 0))),
+            id=chunk_id,
+            page=int(page) if page is not None else None,
+            metadata=dict(meta),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the hit as a JSON-ready dict."""
+        data = dataclasses.asdict(self)
+        data["span"] = list(self.span)
+        return data
+
+    def to_langchain(self) -> LCDocument:
+        """Return the hit as a LangChain ``Document`` (metadata carries score, span and id)."""
+        from langchain_core.documents import Document
+
+        meta = {
+            **self.metadata,
+            "source": self.source,
+            "section": self.section,
+            "page": self.page,
+            "score": self.score,
+            "id": self.id,
+            "span": list(self.span),
+        }
+        return Document(page_content=self.text, metadata=meta, id=self.id)
+
+    def format(self, rank: int, width: int = 240) -> str:
+        """Return a human-readable, two-line rendering of the hit."""
+        where = self.source + (f" > {self.section}" if self.section else "")
+        if self.page is not None:
+            where += f" (page {self.page})"
+        preview = " ".join(self.text.split())
+        if len(preview) > width:
+            preview = preview[: width - 3] + "..."
+        return (
+            f"[{rank}] {self.score:.3f}  {where}  chars {self.span[0]}-{self.span[1]}\n"
+            f"    {preview}"
+        )
+
+
+def rrf_fuse(rankings: Sequence[Sequence[str]], rrf_k: int) -> tuple[list[str], dict[str, float]]:
+    """Fuse rankings of ids by reciprocal rank.
+
+    Args:
+        rankings: Lists of ids, best first (e.g. the dense and the BM25 ranking).
+        rrf_k: The fusion constant: larger values flatten the differences between ranks.
+
+    Returns:
+        The fused order (best first) and each id's fused score.
+    """
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (rrf_k + rank + 1)
+    return sorted(fused, key=lambda item: -fused[item]), fused
+
+
+def mmr_select(query_vector: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
+    """Pick up to ``k`` rows of ``vectors`` by maximal marginal relevance.
+
+    Args:
+        query_vector: The (normalised) query embedding.
+        vectors: Candidate embeddings, one row each, in ranking order.
+        k: How many to pick.
+        lam: 1 = relevance only, 0 = diversity only.
+
+    Returns:
+        Indices of the picked rows, in the order picked.
+    """
+    if len(vectors) == 0:
+        return []
+    relevance = vectors @ query_vector
+    chosen: list[int] = []
+    remaining = list(range(len(vectors)))
+    while remaining and len(chosen) < k:
+        if chosen:
+            redundancy = (vectors[remaining] @ vectors[chosen].T).max(axis=1)
+        else:
+            redundancy = np.zeros(len(remaining))
+        best = int(np.argmax(lam * relevance[remaining] - (1 - lam) * redundancy))
+        chosen.append(remaining.pop(best))
+    return chosen
+
+
+__all__ = ["Hit", "mmr_select", "rrf_fuse"]

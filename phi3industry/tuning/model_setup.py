@@ -1,0 +1,220 @@
+"""Preparing a base model for tuning: precision, 4-bit/8-bit quantization, LoRA targets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from phi3industry.errors import ConfigError, DependencyMissingError, TargetModulesError
+from phi3industry.models import model_family
+from phi3industry.tuning.config import TunerConfig
+
+if TYPE_CHECKING:
+    import torch
+
+MIN_BNB_VERSION = "0.45"
+
+#: Default LoRA targets per architecture (``model_type``): every linear layer of each block.
+DEFAULT_TARGETS: dict[str, list[str]] = {
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "phi": ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"],
+}
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA GPU is usable."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_precision(precision: str) -> str:
+    """Turn ``precision`` into ``"fp32"``, ``"bf16"`` or ``"fp16"`` for this machine.
+
+    ``auto`` is bf16 on a CUDA GPU that supports it, else fp32 (CPU, or older GPUs: fp16
+    AMP is only used when asked for).
+
+    Raises:
+        ConfigError: If bf16/fp16 is asked for where it cannot run.
+    """
+    import torch
+
+    cuda = cuda_available()
+    if precision == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and not cuda:
+        raise ConfigError(
+            "precision='fp16' needs a CUDA GPU (fp16 mixed precision is not supported on "
+            "CPU). Use precision='auto' or 'fp32'."
+        )
+    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            "precision='bf16' was asked for but this GPU does not support bf16. Use "
+            "precision='fp16' or 'auto'."
+        )
+    return precision
+
+
+def weights_dtype(precision: str) -> torch.dtype:
+    """The dtype the frozen base weights are loaded in for a resolved ``precision``."""
+    import torch
+
+    # fp16 keeps the frozen base in fp16 but the trainable adapter in fp32 (peft's default),
+    # so fp16 AMP never steps fp16 weights. bf16 on CPU runs as autocast over fp32 weights.
+    if precision == "bf16" and cuda_available():
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    return torch.float32
+
+
+def require_bitsandbytes() -> Any:
+    """Import bitsandbytes, or raise a clear error with the install command."""
+    try:
+        import bitsandbytes
+    except ImportError as exc:
+        raise DependencyMissingError(
+            "method='qlora' needs bitsandbytes, which is not installed. Install it with: "
+            "pip install 'phi3industry[qlora]'"
+        ) from exc
+    from packaging.version import Version
+
+    version = getattr(bitsandbytes, "__version__", "0")
+    if Version(version) < Version(MIN_BNB_VERSION):
+        raise DependencyMissingError(
+            f"method='qlora' needs bitsandbytes >= {MIN_BNB_VERSION} (4-bit on CPU and GPU), "
+            f"found {version}. Upgrade with: pip install -U 'phi3industry[qlora]'"
+        )
+    return bitsandbytes
+
+
+def quantization_config(config: TunerConfig, precision: str) -> Any:
+    """The ``BitsAndBytesConfig`` for QLoRA (``None`` for LoRA/DoRA)."""
+    if config.method != "qlora":
+        return None
+    require_bitsandbytes()
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if config.load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = torch.bfloat16 if precision == "bf16" and cuda_available() else torch.float32
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=config.bnb_4bit_quant_type,
+        bnb_4bit_use_double_quant=config.bnb_4bit_use_double_quant,
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def default_target_modules(model: Any) -> list[str] | str:
+    """Default LoRA targets for a model's architecture (``"all-linear"`` if unknown)."""
+    return list(DEFAULT_TARGETS.get(model_family(model), [])) or "all-linear"
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """Short names (last path component) of the model's linear layers, lm_head excluded."""
+    import torch
+
+    names = set()
+    for name, module in model.named_modules():
+        short = name.rsplit(".", 1)[-1]
+        if short == "lm_head" or not name:
+            continue
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ in (
+            "Linear4bit",
+            "Linear8bitLt",
+        ):
+            names.add(short)
+    return sorted(names)
+
+
+def check_target_modules(model: Any, targets: list[str] | str) -> None:
+    """Check that every requested target names a linear layer of ``model``.
+
+    peft only fails when *no* target matches; a partial match (the CookBook's
+    ``q_proj``/``v_proj`` on a model with only ``qkv_proj``) trains a fraction of the
+    model silently. This check refuses both.
+
+    Raises:
+        TargetModulesError: Naming the targets that match nothing and the ones that exist.
+    """
+    if targets == "all-linear":
+        return
+    existing = linear_module_names(model)
+    module_names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in module_names)]
+    if missing:
+        family = model_family(model)
+        hint = (
+            " (HF Phi-3 fuses attention into 'qkv_proj' and the MLP into 'gate_up_proj'; "
+            "the CookBook's q_proj/k_proj/v_proj/gate_proj/up_proj do not exist)"
+            if family == "phi3"
+            else ""
+        )
+        raise TargetModulesError(
+            f"target_modules {missing} match no module of this {family} model{hint}. "
+            f"Linear modules that exist: {', '.join(existing)}. Leave target_modules unset "
+            "for the architecture's default, or use 'all-linear'."
+        )
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts (4-bit weights counted as unpacked)."""
+    trainable = total = 0
+    for param in model.parameters():
+        n = param.numel()
+        if type(param).__name__ == "Params4bit":
+            n *= 2  # two 4-bit values per stored byte
+        total += n
+        if param.requires_grad:
+            trainable += n
+    return trainable, total
+
+
+def verify_adapters(peft_model: Any, targets: list[str] | str) -> None:
+    """After wrapping: every requested target got an adapter in every layer where it exists."""
+    if targets == "all-linear":
+        return
+    from peft.tuners.lora import LoraLayer
+
+    for target in targets:
+        found = [
+            m for n, m in peft_model.named_modules() if n == target or n.endswith("." + target)
+        ]
+        wrapped = [m for m in found if isinstance(m, LoraLayer)]
+        if not wrapped or len(wrapped) != len(found):
+            raise TargetModulesError(
+                f"target module {target!r}: {len(wrapped)} of {len(found)} modules got a LoRA "
+                "adapter (only torch.nn.Linear-like layers can be adapted)."
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Logging and plotting
+# --------------------------------------------------------------------------------------
+
+
+def restore_4bit_training_layout(model: Any) -> None:
+    """Undo bitsandbytes' CPU inference packing of 4-bit weights before training.
+
+    On CPUs with AVX512-BF16, a ``Linear4bit`` run in eval mode repacks its weight for a
+    fast inference kernel that has no autograd support, and keeps it packed: training
+    afterwards (e.g. after the "before" evaluation) silently gets no gradient through the
+    frozen base layers. Repacking back restores the differentiable path.
+    """
+    for module in model.modules():
+        weight: Any = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        if (
+            weight is not None
+            and state is not None
+            and getattr(state, "packing_format_for_cpu", False)
+        ):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                weight.data, state
+            )
