@@ -337,7 +337,7 @@ def latency_runs(
                     for i, j in enumerate(idx)
                 ],
             )
-        r._rebuild_bm25(save=True)
+        r._bm25.rebuild(r._collection, save=True)
         # Chroma indexes a bulk insert in the background; the first queries after it scan
         # unindexed rows. Warm up until a query is fast twice in a row (or 60 s pass).
         settle = time.perf_counter() + 60
