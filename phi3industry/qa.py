@@ -35,6 +35,178 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-./'][A-Za-z0-9]+)*")
+#: Words too common to tell two passages apart ("content words" are the others).
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "done",
+        "down",
+        "during",
+        "each",
+        "either",
+        "else",
+        "few",
+        "for",
+        "from",
+        "further",
+        "get",
+        "gets",
+        "got",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "let",
+        "like",
+        "make",
+        "makes",
+        "me",
+        "more",
+        "most",
+        "much",
+        "must",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "per",
+        "same",
+        "shall",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "upon",
+        "us",
+        "very",
+        "via",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "yes",
+        "yet",
+        "you",
+        "your",
+    ]
+)
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
 _PUNCT = str.maketrans(dict.fromkeys(string.punctuation, " "))
 
 
@@ -43,6 +215,69 @@ def normalize_answer(text: str) -> str:
     text = text.lower().translate(_PUNCT)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
+
+
+def _stem(word: str) -> str:
+    """A light stem: the plural and the past tense of a word look alike to a reader."""
+    for suffix, keep, shortest in (("ies", "y", 3), ("ied", "y", 3), ("es", "", 4), ("s", "", 3)):
+        if (
+            word.endswith(suffix)
+            and len(word) - len(suffix) >= shortest
+            and not word.endswith("ss")
+        ):
+            return word[: len(word) - len(suffix)] + keep
+    if word.endswith("ed") and len(word) >= 6:  # cleaned, stopped; not speed, need
+        return word[:-2]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that carry meaning: lower-cased, lightly stemmed, no stopwords.
+
+    Numbers and codes are left to :func:`key_terms`.
+
+    Example:
+        >>> content_words("The robots stopped at the docks.")
+        ['robot', 'stopp', 'dock']
+    """
+    words = []
+    for token in _TOKEN.findall(text):
+        low = token.lower()
+        if any(c.isdigit() for c in low):
+            continue  # numbers and codes are key terms, matched whole
+        parts = [low, *low.split("-")] if "-" in low else [low]  # lint-free: also lint, free
+        words += [_stem(w) for w in parts if len(w) > 1 and w not in STOPWORDS]
+    return words
+
+
+_CODE = re.compile(r"(?<![\w-])[A-Za-z]{1,5}(?:-[A-Za-z]{1,5})*-?\d+[A-Za-z0-9]*(?![\w])")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Identifiers name one thing exactly: snake_case, CamelCase and ALL-CAPS words of 3+ letters.
+_IDENTIFIER = re.compile(
+    r"(?<![\w-])(?:[A-Za-z]+_[A-Za-z0-9_]+|[A-Z][a-z]+(?:[A-Z][a-z0-9]+)+|[A-Z]{3,})(?![\w-])"
+)
+
+
+def key_terms(text: str) -> set[str]:
+    """Numbers, codes, part numbers and identifiers in ``text``, lower-cased.
+
+    These decide whether a claim is supported in technical text: a passage with the right
+    words and another code does not support it. Codes (letters then digits: ``E-214``,
+    ``CD-2``, ``AR7``) stay whole; other numbers count alone (``20-80 %`` holds 20 and 80,
+    ``36-month`` holds 36, ``2,000`` is 2000); number words count as their digits; so do
+    identifiers (``is_staff``, ``ManyToManyField``, ``RESUME``).
+
+    Example:
+        >>> sorted(key_terms("E-214 occurs three times; replace NW-SP-2210 (450 kg, 20-80 %)."))
+        ['20', '3', '450', '80', 'e-214', 'nw-sp-2210']
+    """
+    lowered = text.lower()
+    terms = {m.group() for m in _CODE.finditer(lowered)}
+    terms |= {m.group().lower() for m in _IDENTIFIER.finditer(text)}
+    rest = _CODE.sub(" ", lowered)
+    terms |= {m.group().replace(",", "") for m in _NUMBER.finditer(rest)}
+    terms |= {_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", rest) if w in _NUMBER_WORDS}
+    return terms
 
 
 def answer_list(answers: str | Sequence[str]) -> list[str]:

@@ -102,12 +102,44 @@ def get_strategy(name: str, allowed: tuple[str, ...] | None = None) -> Strategy:
     return STRATEGIES[name]
 
 
+#: The answer modes an evaluated strategy may name after ``@`` (``rag@extract``).
+EVAL_ANSWER_MODES = ("generate", "extract")
+
+
+def split_strategy(name: str) -> tuple[Strategy, str | None]:
+    """An evaluated strategy's row and answer mode: ``rag@extract`` -> (rag, ``extract``).
+
+    Without ``@`` the mode is None (the pipeline's own). A mode applies to strategies that
+    retrieve: it is how the answer is made from the sources.
+
+    Raises:
+        ConfigError: For an unknown strategy or mode, or a mode on a strategy without sources.
+    """
+    base, at, mode = name.partition("@")
+    row = get_strategy(base)
+    if not at:
+        return row, None
+    if mode not in EVAL_ANSWER_MODES:
+        raise ConfigError(
+            f"Unknown answer mode {mode!r} in strategy {name!r}; write "
+            f"{' or '.join(f'{base}@{m}' for m in EVAL_ANSWER_MODES)}."
+        )
+    if not row.retrieves:
+        raise ConfigError(
+            f"Strategy {name!r}: an answer mode applies to strategies that retrieve; "
+            f"{base!r} shows the model no source. Write {base!r} alone."
+        )
+    return row, mode
+
+
 __all__ = [
     "ADAPTER_ROLES",
     "DEFAULT_EVAL_STRATEGIES",
+    "EVAL_ANSWER_MODES",
     "FAMILIES",
     "PIPELINE_STRATEGIES",
     "STRATEGIES",
     "Strategy",
     "get_strategy",
+    "split_strategy",
 ]

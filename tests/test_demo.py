@@ -28,8 +28,10 @@ def test_full_demo_tunes_and_answers(tmp_path: Path, capsys: pytest.CaptureFixtu
     run_demo(tmp_path, questions=1, tune_steps=4, max_new_tokens=16)
     out = capsys.readouterr().out
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
-    for strategy in ("[base]", "[rag]", "[finetuned]", "[rag+finetuned]"):
-        assert strategy in out
+    for label in ("[base]", "[rag, quoted]", "[rag, written]", "[finetuned]", "[rag+finetuned"):
+        assert label in out
     assert "tiny-phi3" in out
-    # RAG answers show their sources: cited ones, or those the model was given.
-    assert "Sources:" in out or "sources given to the model: [1]" in out
+    # The quoted RAG answer cites its source, with the quote and its offsets.
+    quoted = out.split("[rag, quoted]", 1)[1].split("[rag, written]", 1)[0]
+    assert "Sources:\n    [1] " in quoted and '"  (chars ' in quoted
+    assert "claims supported by a quote of the sources" in quoted

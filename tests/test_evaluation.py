@@ -208,7 +208,13 @@ def test_parse_generated_qa() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"strategies": ["rag", "magic"]}, "strategies must be a non-empty list"),
+        ({"strategies": ["rag", "magic"]}, "Unknown strategy 'magic'"),
+        (
+            {"strategies": ["rag@quote"]},
+            r"Unknown answer mode 'quote'.*rag@generate or rag@extract",
+        ),
+        ({"strategies": ["base@extract"]}, "an answer mode applies to strategies that retrieve"),
+        ({"judge_base_url": "http://127.0.0.1:9/v1"}, "judge_base_url and judge_model go together"),
         ({"strategies": []}, "strategies must be a non-empty list"),
         ({"strategies": ["rag", "rag"]}, "lists a strategy twice"),
         ({"pipeline": {"k": 0}}, r"In EvalConfig.pipeline: k must be a positive integer"),
@@ -371,7 +377,13 @@ def test_evaluate_end_to_end_writes_report(
     assert "recall@k" not in data["strategies"]["base"]["metrics"]  # no retrieval, no recall
     # Asked after "rag" had retrieved for the same questions: still no retrieval of its own.
     assert "recall@k" not in data["strategies"]["finetuned"]["metrics"]
-    assert len(data["comparisons"]) == 6 * 3  # 4 strategies: 6 pairs x 3 primary metrics
+    compared = [c["metric"] for c in data["comparisons"]]
+    for metric in ("token_f1", "rouge_l", "exact_match", "token_f1_text"):
+        assert compared.count(metric) == 6  # 4 strategies: 6 pairs per metric
+    assert all(c["p_holm"] >= c["p_value"] for c in data["comparisons"])  # Holm only raises
+    for key in ("token_f1_text", "rouge_l_text", "cited", "citation_recall"):
+        assert rag[key]["n"] >= 1, key
+    assert "groundedness" not in data["strategies"]["base"]["metrics"]
     json.dumps(data)  # JSON-ready
 
     paths = report.save(tmp_path / "out")
@@ -444,3 +456,238 @@ def test_sample_kb_eval_smollm2(tmp_path: Path) -> None:
     report = run_eval(cfg)
     assert (tmp_path / "eval" / "report.md").is_file()
     assert report.metric("rag", "recall@k").mean > 0.5
+
+
+# -- grounding, answer modes, corrected p-values -------------------------------------------
+
+
+def test_citation_recall_and_holm_hand_computed() -> None:
+    from phi3industry.evaluation.metrics import citation_recall, holm
+
+    cited = [("c1", "/kb/a.md"), ("c2", "/kb/b.md")]
+    assert citation_recall(cited, ["a.md"]) == 1.0
+    assert citation_recall(cited, ["a.md", "c.md"]) == 0.5
+    assert citation_recall([], ["a.md"]) == 0.0
+    with pytest.raises(ValueError, match="at least one gold source"):
+        citation_recall(cited, [])
+    # Holm: sorted p = .01, .03, .04 -> 3 x .01, 2 x .03, max(.06, 1 x .04); order kept.
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert holm([0.5]) == [0.5] and holm([]) == []
+    assert holm([0.2, 0.3, 0.4, 0.9]) == [0.8, 0.9, 0.9, 0.9]
+
+
+def test_holm_correction_decides_significance() -> None:
+    from dataclasses import replace
+
+    comp = paired_comparison("a", [0.0] * 12, "b", [1.0] * 12, "token_f1", n_resamples=2000)
+    assert comp.p_value < 0.05 and comp.significant
+    corrected = replace(comp, p_holm=min(1.0, comp.p_value * 200))
+    assert not corrected.significant  # 200 comparisons: the same difference is not enough
+
+
+def test_split_strategy_names_answer_modes() -> None:
+    from phi3industry.strategies import split_strategy
+
+    assert split_strategy("rag")[1] is None
+    row, mode = split_strategy("raft+rag@generate")
+    assert row.name == "raft+rag" and mode == "generate"
+    with pytest.raises(ConfigError, match="rag@generate or rag@extract"):
+        split_strategy("rag@summarize")
+    with pytest.raises(ConfigError, match="applies to strategies that retrieve"):
+        split_strategy("finetuned@extract")
+
+
+def test_evaluate_compares_answer_modes_with_grounding(
+    sample_index: Any, tiny_phi3_dir: Path, tmp_path: Path
+) -> None:
+    from phi3industry import Pipeline, PipelineConfig
+
+    pipe = Pipeline(
+        retriever=sample_index,
+        model="tiny-phi3",
+        config=PipelineConfig(max_new_tokens=6, k=2, min_score=None, context_tokens=256),
+    )
+    qa = load_qa(SAMPLE_KB / "questions.jsonl", limit=3)
+    strategies = ["base", "rag@generate", "rag@extract"]
+    report = evaluate(pipe, qa, strategies, cache_dir=tmp_path / "runs", n_bootstrap=200)
+    assert report.strategies == strategies
+    quoted = report.results["rag@extract"].records
+    written = report.results["rag@generate"].records
+    assert quoted and written
+    assert {r["answer_mode"] for r in quoted} == {"extract"}
+    assert {r["answer_mode"] for r in written} == {"generate"}
+    for record in quoted:  # a quote is supported by what it quotes, and cites it
+        assert record["scores"]["groundedness"] == 1.0 and record["scores"]["cited"] == 1.0
+        assert record["claims"] and all(c["quotes"] for c in record["claims"])
+    extract = report.results["rag@extract"].metrics
+    assert extract["citation_precision"].mean > 0.5 and extract["gold_support"].n >= 1
+    # Quoting the gold document scores on its text: better than 6 random tokens.
+    assert extract["token_f1"].mean > report.results["rag@generate"].metrics["token_f1"].mean
+    comps = [c for c in report.comparisons if c.metric == "token_f1"]
+    assert len(comps) == 3 and all(c.p_holm is not None and c.p_holm >= c.p_value for c in comps)
+    markdown = report.to_markdown()
+    assert "| rag@extract |" in markdown and "p (Holm)" in markdown and "**Grounded**" in markdown
+    # The answer mode is part of what is cached: both modes are reused, not confused.
+    again = evaluate(pipe, qa, strategies, cache_dir=tmp_path / "runs", n_bootstrap=200)
+    assert again.results["rag@extract"].records == quoted
+
+
+def test_advisor_prefers_the_grounded_strategy_within_noise() -> None:
+    from phi3industry.evaluation.advisor import advise
+    from phi3industry.evaluation.evaluate import _compare, _summarize
+
+    def records(f1: list[float], grounded: list[float | None]) -> list[dict[str, Any]]:
+        return [
+            {"scores": {"token_f1": f, "rouge_l": f, "exact_match": 0.0, "groundedness": g}}
+            for f, g in zip(f1, grounded, strict=True)
+        ]
+
+    results = {
+        "finetuned": _summarize("finetuned", records([0.5, 0.2, 0.4, 0.3], [None] * 4), 200, 0),
+        "rag@extract": _summarize("rag@extract", records([0.4, 0.3, 0.3, 0.3], [1.0] * 4), 200, 0),
+    }
+    report = Report(results, _compare(results, 200, 0), 4, 3)
+    advice = advise(report=report)
+    assert advice.measured is not None and advice.measured["best"] == "rag@extract"
+    assert advice.strategy == "rag" and any("better grounded" in n for n in advice.notes)
+    assert advice.measured["groundedness"] == {"finetuned": 0.0, "rag@extract": 1.0}
+
+
+# -- the LLM judge, over a real OpenAI-compatible HTTP endpoint -----------------------------
+
+
+class _ScriptedEndpoint:
+    """A real HTTP server speaking the OpenAI chat API, replying from a script."""
+
+    def __init__(self, replies: list[str]) -> None:
+        import http.server
+        import threading
+
+        self.replies, self.requests = list(replies), []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                text = outer.replies.pop(0) if outer.replies else "no"
+                payload = json.dumps(
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_parse_verdict_is_strict() -> None:
+    from phi3industry.evaluation.judge import parse_verdict
+
+    assert parse_verdict('{"verdict": "correct"}') == 1.0
+    assert parse_verdict('```json\n{"verdict": "Partially correct"}\n```') == 0.5
+    assert parse_verdict('{"score": 0.25}') == 0.25
+    for bad, why in (
+        ("correct", "no JSON object"),
+        ('{"verdict": "maybe"}', "unknown verdict"),
+        ('{"answer": 1}', 'no "verdict"'),
+        ("{'verdict': 'correct'}", "invalid JSON"),
+        ('{"score": 7}', 'no "verdict"'),
+    ):
+        with pytest.raises(ValueError, match=why):
+            parse_verdict(bad)
+
+
+def test_judge_retries_caches_and_never_returns_nan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phi3industry.evaluation.judge import Judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    endpoint = _ScriptedEndpoint(
+        [
+            "The answer looks right to me.",  # no JSON: asked again with the error
+            '{"verdict": "correct"}',
+            "nope",
+            "still nope",
+            "never",  # three unreadable replies: no verdict (None), never NaN
+        ]
+    )
+    try:
+        judge = Judge(endpoint.base_url, "judge-model", cache_dir=tmp_path, retries=2)
+        assert judge.score("What is the payload?", ["12 kg"], "It carries 12 kg.") == 1.0
+        retry = endpoint.requests[1]["messages"]
+        assert retry[-1]["role"] == "user" and "no JSON object" in retry[-1]["content"]
+        assert judge.score("What is the speed?", "2 m/s", "Fast.") is None
+        assert judge.failures == 1 and len(endpoint.requests) == 5
+        # Cached on disk: a new judge does not ask again for a verdict it has.
+        again = Judge(endpoint.base_url, "judge-model", cache_dir=tmp_path, retries=2)
+        assert again.score("What is the payload?", ["12 kg"], "It carries 12 kg.") == 1.0
+        assert len(endpoint.requests) == 5
+    finally:
+        endpoint.close()
+
+
+def test_evaluate_with_a_judge_over_http(
+    sample_index: Any, tiny_phi3_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phi3industry import Pipeline, PipelineConfig
+    from phi3industry.evaluation.judge import Judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    endpoint = _ScriptedEndpoint(['{"verdict": "incorrect"}', '{"verdict": "correct"}'])
+    try:
+        pipe = Pipeline(
+            retriever=sample_index,
+            model="tiny-phi3",
+            config=PipelineConfig(max_new_tokens=4, k=2, min_score=None, context_tokens=256),
+        )
+        qa = load_qa(SAMPLE_KB / "questions.jsonl", limit=2)
+        judge = Judge(endpoint.base_url, "judge-model")
+        report = evaluate(pipe, qa, ["rag@extract"], n_bootstrap=100, judge=judge)
+        scores = [r["scores"]["judge"] for r in report.results["rag@extract"].records]
+        assert scores == [0.0, 1.0]
+        assert report.metric("rag@extract", "judge").mean == 0.5
+        asked = endpoint.requests[0]["messages"][0]["content"]
+        assert qa[0].question in asked and qa[0].answers[0] in asked
+    finally:
+        endpoint.close()
+
+
+def test_generate_qa_with_the_bundled_model(sample_index: Any, smollm2_dir: Path) -> None:
+    from phi3industry.generation import LocalGenerator
+    from phi3industry.qa import answer_recall
+
+    writer = LocalGenerator.from_pretrained(str(smollm2_dir))
+    items = generate_qa(sample_index, writer, n=2, seed=0, max_attempts=6, progress=False)
+    assert items, "SmolLM2 wrote no grounded question from 6 chunks"
+    chunks = {h.id: h for h in sample_index.iter_chunks()}
+    for item in items:
+        assert item.question.endswith("?") and item.answers[0]
+        chunk = chunks[item.sources[0]]
+        assert answer_recall(chunk.text, item.answers[0]) >= 0.6

@@ -362,3 +362,39 @@ def test_cli_serve_with_key_from_env(tiny_phi3_dir: Path) -> None:
         proc.terminate()
         log = proc.communicate(timeout=30)[0]
     assert KEY not in log
+
+
+def test_claims_quotes_and_citations_ride_in_the_response(pipe: Pipeline) -> None:
+    quoting = Pipeline(
+        retriever=pipe.retriever,
+        model=pipe.generator,
+        config=PipelineConfig(answer_mode="extract"),  # deterministic, and always cited
+    )
+    with BackgroundServer(quoting, SERVER) as srv:
+        client = openai.OpenAI(base_url=srv.url, api_key=KEY, max_retries=0, timeout=120)
+        resp = client.chat.completions.create(**ask())
+        extra = resp.model_extra or {}
+        assert "E4711" in (resp.choices[0].message.content or "")
+        assert extra["grounded"] == 1.0 and extra["flagged"] is False
+        claims = extra["claims"]
+        assert claims and all(c["supported"] for c in claims)
+        quote = claims[0]["quotes"][0]
+        assert quote["n"] == extra["sources"][0]["n"] and "E4711" in quote["text"]
+        assert extra["sources"][0]["source"].endswith("battery.md")
+        assert extra["answer_mode"] == "extract" and extra["unsupported_markers"] == []
+        final = [
+            c
+            for c in client.chat.completions.create(**ask(), stream=True)
+            if c.choices and c.choices[0].finish_reason
+        ][-1].model_extra or {}
+        assert final["claims"] == claims and final["grounded"] == 1.0
+        # The request may choose the answer mode: written by the (tiny) model, then attributed.
+        written = (
+            client.chat.completions.create(
+                **ask(), max_tokens=4, extra_body={"answer_mode": "generate"}
+            ).model_extra
+            or {}
+        )
+        assert written["answer_mode"] == "generate" and isinstance(written["claims"], list)
+        with pytest.raises(openai.BadRequestError, match="answer_mode"):
+            client.chat.completions.create(**ask(), extra_body={"answer_mode": "paraphrase"})

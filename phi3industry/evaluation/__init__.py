@@ -20,11 +20,14 @@ if TYPE_CHECKING:
     from phi3industry.evaluation.advisor import Advice, Profile, advise
     from phi3industry.evaluation.config import EvalConfig
     from phi3industry.evaluation.evaluate import evaluate, final_answer, score_answer
+    from phi3industry.evaluation.judge import Judge
     from phi3industry.evaluation.metrics import (
         Comparison,
         Estimate,
         bootstrap_ci,
         citation_precision,
+        citation_recall,
+        holm,
         mrr,
         paired_comparison,
         recall_at_k,
@@ -46,6 +49,9 @@ _LAZY = {
     "advise": "phi3industry.evaluation.advisor",
     "bootstrap_ci": "phi3industry.evaluation.metrics",
     "citation_precision": "phi3industry.evaluation.metrics",
+    "citation_recall": "phi3industry.evaluation.metrics",
+    "holm": "phi3industry.evaluation.metrics",
+    "Judge": "phi3industry.evaluation.judge",
     "evaluate": "phi3industry.evaluation.evaluate",
     "final_answer": "phi3industry.evaluation.evaluate",
     "generate_qa": "phi3industry.evaluation.questions",
@@ -65,15 +71,18 @@ __all__ = [
     "Comparison",
     "Estimate",
     "EvalConfig",
+    "Judge",
     "Profile",
     "Report",
     "StrategyResult",
     "advise",
     "bootstrap_ci",
     "citation_precision",
+    "citation_recall",
     "evaluate",
     "final_answer",
     "generate_qa",
+    "holm",
     "mrr",
     "paired_comparison",
     "parse_generated_qa",

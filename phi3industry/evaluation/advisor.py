@@ -34,7 +34,7 @@ from typing import Any
 
 from phi3industry._config import ConfigBase, check
 from phi3industry.evaluation.report import Report
-from phi3industry.strategies import FAMILIES, STRATEGIES
+from phi3industry.strategies import FAMILIES, split_strategy
 
 DATA_CHANGES = ("rarely", "monthly", "weekly", "daily")
 #: What the advice can be: the strategies' families.
@@ -300,6 +300,33 @@ def _load_report(report: Any) -> Any:
     return Report.load(path)
 
 
+def _weigh_groundedness(
+    rep: Report, means: dict[str, float], top: str, metric: str
+) -> tuple[str, dict[str, float]]:
+    """The strategy to recommend: among those within noise of ``top``, the best grounded.
+
+    Groundedness is the share of an answer's claims supported by the sources it was shown;
+    a strategy that shows no source has none to trace its claims to, and counts 0. Returns
+    the chosen strategy and every strategy's groundedness (empty when none was measured).
+    """
+    grounding: dict[str, float] = {}
+    for name in means:
+        est = rep.results[name].metrics.get("groundedness")
+        if est is not None and est.n > 0 and not math.isnan(est.mean):
+            grounding[name] = est.mean
+        elif not split_strategy(name)[0].retrieves:
+            grounding[name] = 0.0
+    if len(grounding) < len(means) or not any(grounding.values()):
+        return top, grounding
+    tied = [top]
+    for name in means:
+        comp = rep.comparison(top, name, metric)
+        if name != top and comp is not None and not comp.significant:
+            tied.append(name)
+    best = max(tied, key=lambda s: (grounding[s], means[s]))
+    return (best if grounding[best] > grounding[top] else top), grounding
+
+
 def advise(
     profile: Profile | dict[str, Any] | None = None,
     report: Any = None,
@@ -312,7 +339,9 @@ def advise(
         profile: The use case (a :class:`Profile` or a dict of its fields).
         report: An evaluation :class:`~phi3industry.evaluation.Report`, its ``to_dict()``,
             or the path of a ``report.json`` (or of its directory). When given, the
-            measured best strategy decides.
+            measured best strategy decides; among the strategies within noise of the best
+            (paired difference not significant after Holm), the one whose answers are best
+            grounded in their sources wins.
         metric: The metric that decides between strategies.
 
     Returns:
@@ -340,16 +369,26 @@ def advise(
     if not means:
         advice.notes.append(f"The report has no {metric!r} values; the rules decide.")
         return advice
-    best = max(means, key=lambda s: means[s])
-    measured = STRATEGIES[best].family if best in STRATEGIES else "rag"
+    top = max(means, key=lambda s: means[s])
+    best, grounding = _weigh_groundedness(rep, means, top, metric)
+    if best != top:
+        advice.notes.append(
+            f"{best} is within noise of {top} on {metric} ({100 * means[best]:.1f} vs "
+            f"{100 * means[top]:.1f}; paired difference not significant after Holm) and its "
+            f"answers are better grounded ({100 * grounding[best]:.0f}% vs "
+            f"{100 * grounding[top]:.0f}% of claims supported by the sources shown), so it is "
+            "preferred: an answer tied to its evidence can be checked."
+        )
+    measured = split_strategy(best)[0].family
     advice.strategy = measured
     advice.measured = {
         "metric": metric,
         "best": best,
         "means": means,
+        "groundedness": grounding,
         "n_questions": rep.n_questions,
     }
-    rivals = [s for s in means if s in STRATEGIES and STRATEGIES[s].family == by_rules]
+    rivals = [s for s in means if split_strategy(s)[0].family == by_rules]
     if measured != by_rules:
         if rivals:
             rival = max(rivals, key=lambda s: means[s])

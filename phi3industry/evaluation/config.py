@@ -30,7 +30,7 @@ from phi3industry.errors import ConfigError
 from phi3industry.models import DEFAULT_MODEL
 from phi3industry.pipeline.config import PipelineConfig
 from phi3industry.retrieval.config import RetrieverConfig
-from phi3industry.strategies import DEFAULT_EVAL_STRATEGIES, STRATEGIES
+from phi3industry.strategies import DEFAULT_EVAL_STRATEGIES, STRATEGIES, split_strategy
 from phi3industry.tuning.config import TunerConfig
 from phi3industry.tuning.raft import DISTRACTOR_KINDS
 
@@ -120,9 +120,22 @@ class EvalConfig(ConfigBase):
         default=None,
         metadata={"help": "OpenAI-compatible endpoint that writes generated questions."},
     )
+    judge_base_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "OpenAI-compatible endpoint of an LLM judge grading every answer against "
+            "its reference (the 'judge' metric); unset: no judge."
+        },
+    )
+    judge_model: str | None = field(
+        default=None, metadata={"help": "The judge model's name at judge_base_url."}
+    )
     strategies: list[str] = field(
         default_factory=lambda: list(DEFAULT_EVAL_STRATEGIES),
-        metadata={"help": f"Strategies to compare: {', '.join(STRATEGIES)}."},
+        metadata={
+            "help": f"Strategies to compare: {', '.join(STRATEGIES)}; a retrieving one may "
+            "name its answer mode, 'rag@extract' or 'rag@generate'."
+        },
     )
     adapter: str | None = field(
         default=None, metadata={"help": "Existing plain adapter directory (skips its tuning)."}
@@ -160,10 +173,12 @@ class EvalConfig(ConfigBase):
         self.docs, self.train = split_list(self.docs), split_list(self.train)
         self.strategies = split_list(self.strategies)
         check(
-            bool(self.strategies) and all(s in STRATEGIES for s in self.strategies),
+            bool(self.strategies),
             f"strategies must be a non-empty list of {', '.join(STRATEGIES)}; "
             f"got {self.strategies!r}.",
         )
+        for name in self.strategies:
+            split_strategy(name)  # an unknown strategy or answer mode: a ConfigError naming it
         check(
             len(set(self.strategies)) == len(self.strategies),
             f"strategies lists a strategy twice: {self.strategies!r}.",
@@ -197,6 +212,14 @@ class EvalConfig(ConfigBase):
         check(
             self.qa_base_url is None or self.qa_base_url.startswith(("http://", "https://")),
             f"qa_base_url must start with http:// or https://, got {self.qa_base_url!r}.",
+        )
+        check(
+            self.judge_base_url is None or self.judge_base_url.startswith(("http://", "https://")),
+            f"judge_base_url must start with http:// or https://, got {self.judge_base_url!r}.",
+        )
+        check(
+            (self.judge_base_url is None) == (self.judge_model is None),
+            "judge_base_url and judge_model go together: set both for an LLM judge, or neither.",
         )
         for name, cls in (("retriever", RetrieverConfig), ("tuner", TunerConfig)):
             check(
@@ -242,5 +265,5 @@ class EvalConfig(ConfigBase):
     @property
     def adapter_roles(self) -> list[str]:
         """The adapters the strategies need (``finetuned``, ``raft``, ``raft-random``)."""
-        names = [STRATEGIES[s].adapter for s in self.strategies]
+        names = [split_strategy(s)[0].adapter for s in self.strategies]
         return list(dict.fromkeys(n for n in names if n is not None))

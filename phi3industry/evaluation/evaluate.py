@@ -2,12 +2,15 @@
 
 :func:`evaluate` asks every held-out question under each strategy with one
 :class:`~phi3industry.pipeline.Pipeline` and scores the answers: exact match, token F1,
-ROUGE-L, retrieval recall@k and MRR, citation precision, the "answered from sources" and
-abstention rates, and latency, each with a 95% bootstrap confidence interval, plus paired
-comparisons between strategies. :func:`run_eval` is the whole run behind
-``phi3industry eval --config eval.yaml``: build or reuse the index, load or generate the
-questions, tune the adapters the strategies need (plain and RAFT), evaluate, and write
-``report.json``, ``report.md`` and PNG charts. Finished work is kept on disk and not redone.
+ROUGE-L (of the final answer and of the whole text), an optional LLM judge, retrieval
+recall@k and MRR, groundedness (claims supported by the sources shown), gold support (claims
+supported by the gold document, for every strategy), citation rate, precision and recall,
+the "answered from sources" and abstention rates, and latency, each with a 95% bootstrap
+confidence interval, plus paired comparisons between strategies (Holm-corrected p-values).
+:func:`run_eval` is the whole run behind ``phi3industry eval --config eval.yaml``: build or
+reuse the index, load or generate the questions, tune the adapters the strategies need
+(plain and RAFT), evaluate, and write ``report.json``, ``report.md`` and PNG charts.
+Finished work is kept on disk and not redone.
 
 Strategies:
     ``base`` (model alone), ``rag`` (retrieval), ``finetuned`` (plain LoRA adapter),
@@ -15,8 +18,9 @@ Strategies:
     trained with hard-negative distractors), ``raft`` (RAFT adapter, no retrieval) and
     ``raft-random+rag`` (retrieval + RAFT adapter trained with random distractors).
 
-Answers are scored on their final answer: when the text has an ``Answer:`` line (the RAFT
-format quotes its source first), what follows it; ``[n]`` citation markers are removed.
+Answers are scored two ways: on their final answer (when the text has an ``Answer:`` line,
+as the RAFT format writes after quoting its source, what follows it) and on their whole
+text; ``[n]`` citation markers are removed from both.
 
 Example:
     >>> from phi3industry import Pipeline
@@ -30,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -42,25 +47,29 @@ from pathlib import Path
 from typing import Any
 
 from phi3industry.errors import ConfigError, DataFormatError
+from phi3industry.evaluation.judge import Judge
 from phi3industry.evaluation.metrics import (
     Comparison,
     Estimate,
     bootstrap_ci,
     citation_precision,
+    citation_recall,
+    holm,
     mrr,
     paired_comparison,
     recall_at_k,
     rouge_l,
     says_dont_know,
 )
-from phi3industry.evaluation.report import LATENCY, METRICS, PRIMARY, Report, StrategyResult
+from phi3industry.evaluation.report import COMPARED, LATENCY, METRICS, Report, StrategyResult
 from phi3industry.pipeline.answer import Answer
+from phi3industry.pipeline.attribution import Attributor, grounded_share
 from phi3industry.pipeline.config import PipelineConfig
 from phi3industry.pipeline.pipeline import Pipeline
 from phi3industry.pipeline.prompt import CITATION_MARKER
-from phi3industry.qa import QAItem, exact_match, load_qa, token_f1
+from phi3industry.qa import QAItem, exact_match, load_qa, source_matches, token_f1
 from phi3industry.retrieval.search import Hit
-from phi3industry.strategies import DEFAULT_EVAL_STRATEGIES, STRATEGIES
+from phi3industry.strategies import DEFAULT_EVAL_STRATEGIES, STRATEGIES, split_strategy
 
 _ANSWER_LINE = re.compile(r"(?:^|\n)\s*(?:final\s+)?answer\s*:\s*", re.I)
 _MARKER = re.compile(r"\s*" + CITATION_MARKER.pattern, re.I)  # a marker and the space before it
@@ -73,6 +82,11 @@ def final_answer(text: str) -> str:
     parts = _ANSWER_LINE.split(text)
     answer = parts[-1] if len(parts) > 1 and parts[-1].strip() else text
     return _MARKER.sub("", answer).strip()
+
+
+def answer_text(text: str) -> str:
+    """The whole answer without its ``[n]`` markers (the other way an answer is scored)."""
+    return _MARKER.sub("", text).strip()
 
 
 def say(progress: bool, text: str) -> None:
@@ -88,8 +102,9 @@ def _hit_key(hit: Hit) -> tuple[str, str]:
 
 # Part of every cached answer's fingerprint: raise it when scoring changes, so that answers
 # scored the old way are redone (2: no retrieval metrics for strategies that do not retrieve;
-# 3: retrieval scored on the sources shown to the model).
-_SCORING_VERSION = 3
+# 3: retrieval scored on the sources shown to the model; 4: groundedness, gold support,
+# citation recall, the whole text scored too).
+_SCORING_VERSION = 4
 
 
 def _file_stamp(path: str | os.PathLike[str] | None) -> str | None:
@@ -110,32 +125,59 @@ def fingerprint(data: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def score_answer(item: QAItem, answer: Answer, k: int) -> dict[str, Any]:
+def score_answer(
+    item: QAItem,
+    answer: Answer,
+    k: int,
+    *,
+    gold_passages: list[Hit] | None = None,
+    attributor: Attributor | None = None,
+    judge: Judge | None = None,
+) -> dict[str, Any]:
     """Score one answer; returns the per-question record (metrics, prediction, sources).
 
     Retrieval is scored on the sources the model was shown (``answer.sources``: after
-    ``min_score``, MMR, merging and packing), not on a separate search.
+    ``min_score``, MMR, merging and packing), not on a separate search. The answer is scored
+    two ways: its final answer (after an ``Answer:`` line, when it has one) and its whole
+    text, so that the answer's format alone cannot decide a comparison.
 
     Args:
         item: The question with its reference answers and gold sources.
         answer: The pipeline's answer.
         k: Cut-off of ``recall@k``.
+        gold_passages: The chunks of the gold sources: with ``attributor``, the share of the
+            answer's claims they support (``gold_support``, for every strategy).
+        attributor: What attributes claims (the pipeline's).
+        judge: An optional LLM judge (``judge``: its verdict against the reference).
     """
     uses_sources = STRATEGIES[answer.strategy].retrieves
     gold = item.sources
     final = final_answer(answer.text)
+    whole = answer_text(answer.text)
+    answered = not answer.abstained
     cited = [_hit_key(h) for h in answer.citations]
     ranked = [_hit_key(h) for h in answer.sources] if uses_sources else None
+    gold_support = None
+    if gold_passages and attributor is not None and answered:
+        gold_support = grounded_share(attributor.attribute(answer.text, gold_passages))
+    judged = judge.score(item.question, item.answers, final) if judge is not None else None
     scores: dict[str, float | None] = {
         "exact_match": exact_match(final, item.answers),
         "token_f1": token_f1(final, item.answers),
+        "token_f1_text": token_f1(whole, item.answers),
         "rouge_l": rouge_l(final, item.answers),
+        "rouge_l_text": rouge_l(whole, item.answers),
+        "judge": judged,
         "recall@k": recall_at_k(ranked, gold, k) if ranked is not None and gold else None,
         "mrr": mrr(ranked, gold) if ranked is not None and gold else None,
+        "groundedness": answer.grounded if uses_sources and answered else None,
+        "gold_support": gold_support,
+        "cited": float(bool(cited)) if uses_sources and answered else None,
         "citation_precision": citation_precision(cited, gold) if uses_sources and gold else None,
-        "answered_from_sources": (
-            float(not answer.abstained and bool(answer.citations)) if uses_sources else None
+        "citation_recall": (
+            citation_recall(cited, gold) if uses_sources and gold and answered else None
         ),
+        "answered_from_sources": float(answered and bool(cited)) if uses_sources else None,
         "abstention": float(answer.abstained or says_dont_know(answer.text)),
         LATENCY: float(answer.timings.get("total", 0.0)),
     }
@@ -146,11 +188,24 @@ def score_answer(item: QAItem, answer: Answer, k: int) -> dict[str, Any]:
         "prediction": answer.text,
         "final_answer": final,
         "abstained": answer.abstained,
+        "answer_mode": answer.mode,
         "cited": [list(c) for c in cited],
+        "claims": [c.to_dict() for c in answer.claims],
         "retrieved": [list(r) for r in ranked] if ranked is not None else None,
         "usage": dict(answer.usage),
         "scores": scores,
     }
+
+
+def gold_chunks(retriever: Any, items: Sequence[QAItem]) -> list[list[Hit]]:
+    """Per question, the indexed chunks of its gold sources (documents or chunk ids)."""
+    if retriever is None or not any(i.sources for i in items):
+        return [[] for _ in items]
+    chunks = list(retriever.iter_chunks())
+    return [
+        [h for h in chunks if any(source_matches(g, h.id, h.source) for g in i.sources)]
+        for i in items
+    ]
 
 
 class _RunCache:
@@ -214,6 +269,24 @@ def _summarize(
     return StrategyResult(name, metrics, records)
 
 
+def _compare(results: dict[str, StrategyResult], n_bootstrap: int, seed: int) -> list[Comparison]:
+    """Every pair of strategies on every compared metric, Holm-corrected per metric."""
+    comparisons: list[Comparison] = []
+    for metric in COMPARED:
+        family: list[Comparison] = []
+        for a, b in itertools.combinations(results, 2):
+            x = [r["scores"].get(metric) for r in results[a].records]
+            y = [r["scores"].get(metric) for r in results[b].records]
+            if not any(u is not None and v is not None for u, v in zip(x, y, strict=True)):
+                continue  # not measured for both (gold support without gold, no judge)
+            family.append(paired_comparison(a, x, b, y, metric, n_resamples=n_bootstrap, seed=seed))
+        adjusted = holm([c.p_value for c in family])
+        comparisons += [
+            dataclasses.replace(c, p_holm=p) for c, p in zip(family, adjusted, strict=True)
+        ]
+    return comparisons
+
+
 def _pipeline_from(obj: Any) -> Pipeline:
     if isinstance(obj, Pipeline):
         return obj
@@ -236,6 +309,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     batch_size: int = 1,
+    judge: Judge | None = None,
 ) -> Report:
     """Ask every question under every strategy and measure the answers.
 
@@ -244,7 +318,9 @@ def evaluate(
             ``PipelineConfig`` to build one). It must have a retriever for the strategies that
             retrieve and the adapters the tuned strategies use.
         qa: The held-out questions: anything :func:`~phi3industry.qa.load_qa` reads.
-        strategies: Strategies to run (see :data:`phi3industry.strategies.STRATEGIES`).
+        strategies: Strategies to run (see :data:`phi3industry.strategies.STRATEGIES`); a
+            strategy that retrieves may name its answer mode, ``rag@extract`` (quoted from
+            the sources) or ``rag@generate`` (written by the model), to compare the two.
         adapters: Adapter role (``finetuned``, ``raft``, ``raft-random``) -> name of the
             adapter loaded in the pipeline. Default: ``finetuned`` -> the pipeline's
             default adapter; ``raft``/``raft-random`` -> the adapter of that name.
@@ -257,6 +333,8 @@ def evaluate(
         batch_size: Questions answered together in one left-padded batch (at most the
             pipeline's ``batch_size``). Above 1 it is several times faster on CPU, and each
             answer's latency is its share of the batch's time.
+        judge: An LLM :class:`~phi3industry.evaluation.judge.Judge` grading every answer
+            against its reference (the ``judge`` metric); None: no judge.
 
     Returns:
         The :class:`Report` (``to_dict()``, ``table()``, ``save(dir)``).
@@ -267,12 +345,9 @@ def evaluate(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown or not strategies:
-        raise ConfigError(
-            f"Unknown strategy {unknown[0] if unknown else None!r}; choose from "
-            f"{', '.join(STRATEGIES)}."
-        )
+    if not strategies:
+        raise ConfigError(f"No strategy to evaluate; choose from {', '.join(STRATEGIES)}.")
+    rows = {name: split_strategy(name) for name in strategies}
     items = qa if isinstance(qa, list) and all(isinstance(i, QAItem) for i in qa) else load_qa(qa)
     if not items:
         raise DataFormatError("The QA set is empty; give at least one question.")
@@ -284,9 +359,8 @@ def evaluate(
     for raft_role in ("raft", "raft-random"):
         if raft_role not in names and raft_role in loaded:
             names[raft_role] = raft_role
-    plan: dict[str, tuple[str, str | None]] = {}
-    for strategy in strategies:
-        row = STRATEGIES[strategy]
+    plan: dict[str, tuple[str, str | None, str]] = {}
+    for strategy, (row, mode) in rows.items():
         pipe_strategy, role = row.pipeline_strategy, row.adapter
         adapter = names.get(role) if role else None
         if role and adapter not in loaded:
@@ -297,7 +371,7 @@ def evaluate(
             )
         if row.retrieves and pipe.retriever is None:
             raise ConfigError(f"Strategy {strategy!r} needs a retriever; the pipeline has none.")
-        plan[strategy] = (pipe_strategy, adapter)
+        plan[strategy] = (pipe_strategy, adapter, mode or pipe.answer_mode)
 
     cfg = pipe.config
     k = cfg.k
@@ -315,14 +389,21 @@ def evaluate(
         "context_tokens": cfg.context_tokens,
         "system_prompt": cfg.system_prompt,
         "index": cfg.index,
+        "attribution": cfg.attribution,
+        "attributor": pipe.attributor.describe() if pipe.attributor is not None else None,
+        "min_support": cfg.min_support,
+        "low_support": cfg.low_support,
+        "judge": judge.describe() if judge is not None else None,
     }
     cache = _RunCache(Path(cache_dir) if cache_dir is not None else None)
+    gold = gold_chunks(pipe.retriever, items)
     results: dict[str, StrategyResult] = {}
-    for strategy, (pipe_strategy, adapter) in plan.items():
+    for strategy, (pipe_strategy, adapter, mode) in plan.items():
         fp = fingerprint(
             {
                 **common,
                 "strategy": strategy,
+                "answer_mode": mode if STRATEGIES[pipe_strategy].retrieves else None,
                 "adapter": _file_stamp(adapter_paths.get(adapter)) if adapter else None,
             }
         )
@@ -336,11 +417,21 @@ def evaluate(
                 batch = list(range(at, min(at + batch_size, len(items))))
                 asked = time.perf_counter()
                 answers = pipe.batch(
-                    [items[i].question for i in batch], strategy=pipe_strategy, adapter=adapter
+                    [items[i].question for i in batch],
+                    strategy=pipe_strategy,
+                    adapter=adapter,
+                    answer_mode=mode,
                 )
                 amortized = (time.perf_counter() - asked) / len(batch)
                 for i, answer in zip(batch, answers, strict=True):
-                    record = score_answer(items[i], answer, k)
+                    record = score_answer(
+                        items[i],
+                        answer,
+                        k,
+                        gold_passages=gold[i],
+                        attributor=pipe.attributor,
+                        judge=judge,
+                    )
                     if len(batch) > 1:  # answered together: each one's share of the batch
                         record["scores"][LATENCY] = amortized
                     records.append(record)
@@ -354,20 +445,7 @@ def evaluate(
                     )
         results[strategy] = _summarize(strategy, records, n_bootstrap, seed)
 
-    comparisons: list[Comparison] = []
-    for a, b in itertools.combinations(results, 2):
-        for metric in PRIMARY:
-            comparisons.append(
-                paired_comparison(
-                    a,
-                    [r["scores"][metric] for r in results[a].records],
-                    b,
-                    [r["scores"][metric] for r in results[b].records],
-                    metric,
-                    n_resamples=n_bootstrap,
-                    seed=seed,
-                )
-            )
+    comparisons = _compare(results, n_bootstrap, seed)
     settings = {
         **{key: v for key, v in common.items() if key != "questions"},
         "strategies": list(plan),
@@ -382,9 +460,11 @@ def evaluate(
 
 __all__ = [
     "RUNS_DIR",
+    "answer_text",
     "evaluate",
     "final_answer",
     "fingerprint",
+    "gold_chunks",
     "say",
     "score_answer",
 ]

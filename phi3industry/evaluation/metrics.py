@@ -86,6 +86,33 @@ def citation_precision(cited: Sequence[tuple[str, str]], gold: Sequence[str]) ->
     return sum(1 for hit in cited if _is_gold(hit, gold)) / len(cited)
 
 
+def citation_recall(cited: Sequence[tuple[str, str]], gold: Sequence[str]) -> float:
+    """Fraction of the gold sources that the answer cites (0 when it cites nothing)."""
+    if not gold:
+        raise ValueError("citation_recall needs at least one gold source")
+    return sum(1 for g in gold if any(source_matches(g, *hit) for hit in cited)) / len(gold)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given.
+
+    The family-wise error rate stays under alpha when every adjusted p-value under alpha is
+    called significant, however many comparisons a report makes.
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03])
+        [0.03, 0.06, 0.06]
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = round(running, 12)
+    return adjusted
+
+
 # --------------------------------------------------------------------------------------
 # Uncertainty
 # --------------------------------------------------------------------------------------
@@ -167,6 +194,8 @@ class Comparison:
         ties: Questions where both scored the same.
         losses: Questions where ``b`` scored lower.
         p_value: Two-sided paired sign-flip permutation test of "no difference".
+        p_holm: ``p_value`` corrected for the report's other comparisons on the same metric
+            (Holm-Bonferroni); None for a comparison made alone.
     """
 
     a: str
@@ -177,16 +206,20 @@ class Comparison:
     ties: int
     losses: int
     p_value: float
+    p_holm: float | None = None
 
     @property
     def significant(self) -> bool:
         """Whether the 95% interval excludes zero and the permutation test agrees (p < 0.05).
 
         With few questions the percentile bootstrap is too narrow; the sign-flip test
-        guards against calling such a difference significant.
+        guards against calling such a difference significant. Within a report the test's
+        p-value is the Holm-corrected one, so that many comparisons do not find a difference
+        by chance.
         """
         excludes_zero = self.diff.low > 0 or self.diff.high < 0
-        return self.diff.n > 1 and excludes_zero and self.p_value < 0.05
+        p = self.p_value if self.p_holm is None else self.p_holm
+        return self.diff.n > 1 and excludes_zero and p < 0.05
 
     def to_dict(self) -> dict[str, Any]:
         """Return the comparison as a JSON-ready dict."""
@@ -199,6 +232,7 @@ class Comparison:
             "ties": self.ties,
             "losses": self.losses,
             "p_value": self.p_value,
+            "p_holm": self.p_holm,
             "significant": self.significant,
         }
 

@@ -14,28 +14,69 @@ from phi3industry.evaluation.metrics import Comparison, Estimate
 METRICS = (
     "exact_match",
     "token_f1",
+    "token_f1_text",
     "rouge_l",
+    "rouge_l_text",
+    "judge",
     "recall@k",
     "mrr",
+    "groundedness",
+    "gold_support",
+    "cited",
     "citation_precision",
+    "citation_recall",
     "answered_from_sources",
     "abstention",
 )
 LATENCY = "latency_s"
 #: Metrics the paired comparisons and the advisor use, most important first.
 PRIMARY = ("token_f1", "rouge_l", "exact_match")
+#: Every metric compared pair by pair (p-values Holm-corrected within each metric).
+COMPARED = (*PRIMARY, "token_f1_text", "judge", "gold_support")
 _LABELS = {
     "exact_match": "EM",
     "token_f1": "F1",
+    "token_f1_text": "F1 (text)",
     "rouge_l": "ROUGE-L",
+    "rouge_l_text": "ROUGE-L (text)",
+    "judge": "Judge",
     "recall@k": "Recall@k",
     "mrr": "MRR",
+    "groundedness": "Grounded",
+    "gold_support": "Gold support",
+    "cited": "Cites",
     "citation_precision": "Cite prec.",
+    "citation_recall": "Cite recall",
     "answered_from_sources": "From sources",
     "abstention": "Abstain",
     LATENCY: "Latency s",
 }
-_CHART_METRICS = ("token_f1", "rouge_l", "exact_match", "recall@k", "mrr", "citation_precision")
+#: What each metric measures (the report's legend).
+DESCRIPTIONS = {
+    "exact_match": "the final answer equals a reference (SQuAD normalization)",
+    "token_f1": "token F1 of the final answer (after an `Answer:` line, markers removed)",
+    "token_f1_text": "token F1 of the whole answer text (markers removed)",
+    "rouge_l": "ROUGE-L of the final answer",
+    "rouge_l_text": "ROUGE-L of the whole answer text",
+    "judge": "an LLM judge's verdict against the reference (1 correct, 0.5 partly, 0 wrong)",
+    "recall@k": "share of the gold sources among the sources shown to the model",
+    "mrr": "reciprocal rank of the first gold source shown",
+    "groundedness": "share of the answer's claims supported by the sources it was shown",
+    "gold_support": "share of the answer's claims supported by the gold document (any strategy)",
+    "cited": "share of answers (not abstained) citing at least one source",
+    "citation_precision": "share of the cited sources that are gold (answers that cite)",
+    "citation_recall": "share of the gold sources cited (answers not abstained)",
+    "answered_from_sources": "answered (not abstained) and cited a source",
+    "abstention": "abstained or said it does not know",
+}
+_CHART_METRICS = (
+    "token_f1",
+    "rouge_l",
+    "recall@k",
+    "groundedness",
+    "gold_support",
+    "citation_precision",
+)
 
 
 @dataclass
@@ -134,7 +175,9 @@ class Report:
                 return c
             if (c.a, c.b) == (b, a):
                 flipped = Estimate(-c.diff.mean, -c.diff.high, -c.diff.low, c.diff.n)
-                return Comparison(a, b, metric, flipped, c.losses, c.ties, c.wins, c.p_value)
+                return Comparison(
+                    a, b, metric, flipped, c.losses, c.ties, c.wins, c.p_value, c.p_holm
+                )
         return None
 
     # -- serialization ------------------------------------------------------------------
@@ -177,6 +220,7 @@ class Report:
                 int(c["ties"]),
                 int(c["losses"]),
                 float(c["p_value"]),
+                None if c.get("p_holm") is None else float(c["p_holm"]),
             )
             for c in data.get("comparisons", [])
         ]
@@ -214,15 +258,16 @@ class Report:
         """Return the paired comparisons on ``metric`` as Markdown."""
         lines = [
             f"| a | b | mean {_LABELS.get(metric, metric)} b - a [95% CI] | b wins / ties / "
-            "losses | p | significant |",
-            "|---|---|---|---|---|---|",
+            "losses | p | p (Holm) | significant |",
+            "|---|---|---|---|---|---|---|",
         ]
         for c in self.comparisons:
             if c.metric != metric:
                 continue
+            holm = "" if c.p_holm is None else f"{c.p_holm:.3f}"
             lines.append(
                 f"| {c.a} | {c.b} | {c.diff.format()} | {c.wins} / {c.ties} / {c.losses} | "
-                f"{c.p_value:.3f} | {'yes' if c.significant else 'no'} |"
+                f"{c.p_value:.3f} | {holm} | {'yes' if c.significant else 'no'} |"
             )
         return "\n".join(lines)
 
@@ -235,16 +280,21 @@ class Report:
             f"{self.n_questions} held-out questions; model `{s.get('model', '?')}`; "
             f"retrieval k={self.k}; max_new_tokens={s.get('max_new_tokens', '?')}.",
             "",
-            "Scores are percentages: mean over the questions with a 95% bootstrap confidence "
-            "interval. Recall@k, MRR and citation precision need gold sources; citation "
-            "precision counts only answers that cite; latency is seconds per question.",
+            "Scores are percentages: mean over the questions where the metric is defined, "
+            "with a 95% bootstrap confidence interval; latency is seconds per question. A "
+            "strategy written `name@mode` answered in that answer mode (`generate`: the "
+            "model writes; `extract`: quoted from the sources). Paired comparisons give the "
+            "sign-flip p-value and its Holm correction over the report's comparisons on the "
+            "same metric; 'significant' uses the corrected one.",
             "",
             "## Metrics",
             "",
             self.table(),
             "",
         ]
-        for metric in PRIMARY:
+        shown = [k for k in METRICS if any(k in r.metrics for r in self.results.values())]
+        parts += [f"- **{_LABELS[k]}**: {DESCRIPTIONS[k]}." for k in shown] + [""]
+        for metric in COMPARED:
             if any(c.metric == metric for c in self.comparisons):
                 parts += [
                     f"## Paired comparison: {_LABELS[metric]}",

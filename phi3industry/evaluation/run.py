@@ -16,6 +16,7 @@ from typing import Any
 from phi3industry.errors import ConfigError, DataFormatError
 from phi3industry.evaluation.config import EvalConfig
 from phi3industry.evaluation.evaluate import RUNS_DIR, evaluate, fingerprint, say
+from phi3industry.evaluation.judge import Judge
 from phi3industry.evaluation.questions import generate_qa
 from phi3industry.evaluation.report import Report
 from phi3industry.generation.base import Generator
@@ -269,6 +270,9 @@ def run_eval(config: EvalConfig | str | os.PathLike[str]) -> Report:
         adapters[role] = str(_tune(cfg, role, records, out / "adapters" / role, stamp))
 
     pipe = build_pipeline(cfg, retriever, adapters)
+    judge = None
+    if cfg.judge_base_url and cfg.judge_model:
+        judge = Judge(cfg.judge_base_url, cfg.judge_model, cache_dir=out / RUNS_DIR)
     report = evaluate(
         pipe,
         heldout,
@@ -279,7 +283,10 @@ def run_eval(config: EvalConfig | str | os.PathLike[str]) -> Report:
         seed=cfg.seed,
         progress=cfg.progress,
         batch_size=cfg.pipeline.batch_size,
+        judge=judge,
     )
+    if judge is not None and judge.failures:
+        say(cfg.progress, f"The judge gave no readable verdict for {judge.failures} answer(s).")
     report.settings["eval_config"] = cfg.to_dict()
     report.settings["train_questions"] = len(train_items)
     report.settings["wall_seconds"] = round(time.perf_counter() - started, 1)

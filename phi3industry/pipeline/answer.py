@@ -15,10 +15,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from phi3industry.pipeline.attribution import Claim
+from phi3industry.pipeline.prompt import CITATION_MARKER
 from phi3industry.retrieval.search import Hit
+
+_MARKER_WITH_SPACE = re.compile(r"\s*" + CITATION_MARKER.pattern, re.I)
 
 
 @dataclass
@@ -26,8 +31,10 @@ class Answer:
     """The pipeline's answer to one question.
 
     Attributes:
-        text: The answer, with its ``[n]`` citation markers.
-        citations: The sources the answer actually cites (``Hit`` objects), in citation order.
+        text: The answer, as the model wrote it (with any ``[n]`` markers of its own).
+        citations: The sources that support at least one claim of the answer (``Hit``
+            objects), in the order of first use: computed by attribution, not read from the
+            model's markers (see :attr:`claims`).
         strategy: ``base``, ``rag``, ``finetuned`` or ``rag+finetuned``.
         usage: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``.
         timings: Seconds: ``retrieve``, ``prompt``, ``first_token`` (from the start), ``total``.
@@ -37,6 +44,10 @@ class Answer:
         abstained: True when nothing relevant was found and the pipeline did not generate.
         finish_reason: ``stop`` or ``length`` (None when abstaining).
         adapter: The adapter that generated the answer (None for the base model).
+        claims: The answer's claims, each with the quotes of the sources that support it.
+        grounded: The share of claims that are supported (None without claims or sources).
+        flagged: True when ``grounded`` is below the pipeline's ``min_support``.
+        mode: How the text was made: ``generate`` (by the model) or ``extract`` (quoted).
     """
 
     text: str
@@ -50,6 +61,15 @@ class Answer:
     abstained: bool = False
     finish_reason: str | None = None
     adapter: str | None = None
+    claims: list[Claim] = field(default_factory=list)
+    grounded: float | None = None
+    flagged: bool = False
+    mode: str = "generate"
+
+    @property
+    def unsupported_markers(self) -> list[int]:
+        """``[n]`` markers the model wrote whose source does not support their claim."""
+        return list(dict.fromkeys(n for c in self.claims for n in c.unsupported_markers))
 
     def citation_numbers(self) -> list[int]:
         """The ``[n]`` numbers of :attr:`citations`."""
@@ -73,11 +93,47 @@ class Answer:
             "abstained": self.abstained,
             "finish_reason": self.finish_reason,
             "adapter": self.adapter,
+            "claims": [claim.to_dict() for claim in self.claims],
+            "grounded": self.grounded,
+            "flagged": self.flagged,
+            "unsupported_markers": self.unsupported_markers,
+            "mode": self.mode,
         }
 
+    def cited_text(self) -> str:
+        """The text with ``[n]`` after each supported claim (the model's own markers removed)."""
+        if not self.claims:
+            return self.text.strip()
+        text = self.text
+        inserts: dict[int, str] = {}
+        for claim in self.claims:
+            if claim.sources:
+                end = claim.span[1]
+                while end > claim.span[0] and text[end - 1] in ".!?;:,":
+                    end -= 1  # before the sentence's closing mark
+                inserts[end] = " " + "".join(f"[{n}]" for n in claim.sources)
+        deleted = {m.start(): m.end() for m in _MARKER_WITH_SPACE.finditer(text)}
+        out: list[str] = []
+        at = 0
+        while at < len(text):
+            if at in inserts:
+                out.append(inserts.pop(at))
+            if at in deleted:
+                end = deleted[at]
+                out += [inserts.pop(p) for p in sorted(k for k in inserts if at < k <= end)]
+                at = end
+                continue
+            out.append(text[at])
+            at += 1
+        out += [inserts[p] for p in sorted(inserts)]
+        return "".join(out).strip()
+
     def format(self) -> str:
-        """Return the answer followed by its cited sources, for people."""
-        lines = [self.text.strip()]
+        """The answer with ``[n]`` after each supported claim, then the sources and their quotes."""
+        lines = [self.cited_text()]
+        if self.flagged:
+            supported = sum(c.supported for c in self.claims)
+            lines.append(f"(low support: {supported} of {len(self.claims)} claims supported)")
         if self.citations:
             lines.append("")
             lines.append("Sources:")
@@ -86,6 +142,10 @@ class Answer:
                 if hit.page is not None:
                     where += f" (page {hit.page})"
                 lines.append(f"[{n}] {where}  chars {hit.span[0]}-{hit.span[1]}")
+                quotes = {q.text: q for c in self.claims for q in c.quotes if q.n == n}
+                for quote in quotes.values():
+                    text = " ".join(quote.text.split())
+                    lines.append(f'    "{text}"  (chars {quote.start}-{quote.end})')
         return "\n".join(lines)
 
 
@@ -120,7 +180,8 @@ class AnswerChunk(Answer):
             if f.name == "text":
                 continue
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
-            merged[f.name] = theirs if theirs not in (None, "", [], {}, False) else mine
+            unset = theirs is None or theirs is False or theirs in ("", [], {})
+            merged[f.name] = mine if unset else theirs
         return AnswerChunk(**merged, last=self.last or other.last)
 
     def to_answer(self) -> Answer:

@@ -27,6 +27,14 @@ from phi3industry.strategies import PIPELINE_STRATEGIES, STRATEGIES
 
 #: How a question is made standalone for retrieval when there is chat history.
 CONDENSE_MODES = ("llm", "concat", "none")
+#: How an answer is made from the sources: ``generate`` (the model writes it) or ``extract``
+#: (the best supporting span of the sources, quoted); ``auto`` picks per model.
+ANSWER_MODES = ("auto", "generate", "extract")
+#: The mode that measured best for a model (docs/evaluation.md): ``auto`` resolves to it, and
+#: to ``generate`` for models not measured here.
+MEASURED_ANSWER_MODES = {"smollm2-135m-instruct": "extract"}
+#: What happens to an answer whose share of supported claims is below ``min_support``.
+LOW_SUPPORT_ACTIONS = ("flag", "abstain")
 
 _SERVER_SETTINGS = (
     "host",
@@ -196,6 +204,35 @@ class PipelineConfig(ConfigBase):
     batch_size: int = field(
         default=8, metadata={"help": "Questions generated together (left-padded) by batch()."}
     )
+    answer_mode: str = field(
+        default="auto",
+        metadata={
+            "help": "With sources: 'generate' (the model writes the answer), 'extract' (the "
+            "best supporting passage of the sources, quoted), or 'auto' (the mode measured "
+            "best for the model: extract for smollm2-135m-instruct, else generate)."
+        },
+    )
+    attribution: bool = field(
+        default=True,
+        metadata={
+            "help": "Split the answer into claims and find the passage of the sources that "
+            "supports each one (citations, quotes, groundedness)."
+        },
+    )
+    min_support: float | None = field(
+        default=None,
+        metadata={
+            "help": "Answers whose share of supported claims is below this are flagged, or "
+            "replaced by abstain_message (low_support). None: no check."
+        },
+    )
+    low_support: str = field(
+        default="flag",
+        metadata={
+            "help": "Below min_support: 'flag' the answer, or 'abstain' (answer "
+            "abstain_message; a streamed answer is then sent whole, at the end)."
+        },
+    )
     dtype: str = field(
         default="auto", metadata={"help": "Model dtype: 'auto', 'fp32', 'bf16' or 'fp16'."}
     )
@@ -266,6 +303,43 @@ class PipelineConfig(ConfigBase):
         )
         check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size!r}.")
         check(
+            self.answer_mode in ANSWER_MODES,
+            f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {self.answer_mode!r}.",
+        )
+        check(
+            self.min_support is None or 0.0 <= float(self.min_support) <= 1.0,
+            f"min_support must be between 0 and 1 (a share of claims) or unset, "
+            f"got {self.min_support!r}.",
+        )
+        check(
+            self.low_support in LOW_SUPPORT_ACTIONS,
+            f"low_support must be one of {', '.join(LOW_SUPPORT_ACTIONS)}, "
+            f"got {self.low_support!r}.",
+        )
+        check(
+            not (self.min_support is not None and not self.attribution),
+            "min_support needs attribution (it compares the share of supported claims); "
+            "set attribution=True or leave min_support unset.",
+        )
+        check(
             isinstance(self.endpoint, EndpointConfig),
             f"endpoint must be an EndpointConfig, got {type(self.endpoint).__name__}.",
         )
+
+
+def resolve_answer_mode(mode: str, model_name: str) -> str:
+    """``generate`` or ``extract`` for ``mode``: ``auto`` is the mode measured best for the model.
+
+    Example:
+        >>> resolve_answer_mode("auto", "smollm2-135m-instruct")
+        'extract'
+        >>> resolve_answer_mode("auto", "phi-3-mini-4k-instruct")
+        'generate'
+    """
+    if mode != "auto":
+        return mode
+    name = model_name.rstrip("/").rsplit("/", 1)[-1].lower()
+    for model, measured in MEASURED_ANSWER_MODES.items():
+        if name.startswith(model):  # a short name, or the directory it was converted into
+            return measured
+    return "generate"

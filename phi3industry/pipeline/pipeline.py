@@ -42,7 +42,8 @@ from phi3industry.generation.endpoint import OpenAIGenerator
 from phi3industry.generation.local import LocalGenerator
 from phi3industry.models import load_tokenizer
 from phi3industry.pipeline.answer import Answer, AnswerChunk
-from phi3industry.pipeline.config import PipelineConfig
+from phi3industry.pipeline.attribution import Attributor, Claim, grounded_share
+from phi3industry.pipeline.config import ANSWER_MODES, PipelineConfig, resolve_answer_mode
 from phi3industry.pipeline.prompt import (
     CONDENSE_PROMPT,
     DEFAULT_SYSTEM_PROMPT,
@@ -57,7 +58,16 @@ from phi3industry.strategies import PIPELINE_STRATEGIES, STRATEGIES
 
 _PROMPT_MARGIN = 8  # tokens of slack for template differences between count and render
 _HISTORY_ROLES = ("user", "assistant", "system")
-_INPUT_KEYS = ("question", "input", "history", "strategy", "adapter", "system", "k")
+_INPUT_KEYS = (
+    "question",
+    "input",
+    "history",
+    "strategy",
+    "adapter",
+    "answer_mode",
+    "system",
+    "k",
+)
 _DEADLINE = "phi3industry_deadline"  # where a run's deadline rides in RunnableConfig
 
 
@@ -93,6 +103,7 @@ class ChainState:
         messages: The chat messages given to the model.
         deadline: ``time.monotonic()`` after which generation stops with an error.
         first_token: Seconds from the start to the first streamed token.
+        answer_mode: ``generate`` or ``extract`` (resolved: never ``auto``).
     """
 
     question: str
@@ -111,6 +122,7 @@ class ChainState:
     messages: list[dict[str, str]] = field(default_factory=list)
     deadline: float | None = None
     first_token: float | None = None
+    answer_mode: str = "generate"
 
     @property
     def retrieves(self) -> bool:
@@ -144,11 +156,7 @@ class _Generate(Runnable[ChainState, Answer]):
         return self._call_with_config(self._invoke, input, config)
 
     def _invoke(self, state: ChainState) -> Answer:
-        pipe = self.pipeline
-        if pipe.abstains(state):
-            return pipe.finish(state, None)
-        gen = pipe.generator.generate(state.messages, **state.generation_kwargs())
-        return pipe.finish(state, gen)
+        return self.pipeline.answer_state(state)
 
     def transform(
         self, input: Iterator[ChainState], config: RunnableConfig | None = None, **kwargs: Any
@@ -297,6 +305,13 @@ class Pipeline(Runnable[Any, Answer]):
         if default_adapter is None and self.generator.adapter_names:
             default_adapter = self.generator.adapter_names[0]
         self.adapter = default_adapter
+        self.model_name = str(getattr(self.generator, "name", cfg.model))
+        self.answer_mode = resolve_answer_mode(cfg.answer_mode, self.model_name)
+        self.attributor: Attributor | None = None
+        if self.retriever is not None:  # it embeds with the retriever's (already loaded) model
+            self.attributor = Attributor(
+                self.retriever.embedder.embed_documents, lock=self._search_lock
+            )
         self._check_strategy(cfg.strategy)
         self._prompt_chain = (
             RunnableLambda(self._start, name="start")
@@ -388,6 +403,11 @@ class Pipeline(Runnable[Any, Answer]):
         adapter = data.pop("adapter", None)
         history, system = data.pop("history", None), data.pop("system", None)
         k = data.pop("k", None) or cfg.k
+        answer_mode = data.pop("answer_mode", None) or self.answer_mode
+        if answer_mode not in ANSWER_MODES:
+            raise QueryError(
+                f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {answer_mode!r}."
+            )
         if data:
             allowed = [*_INPUT_KEYS, *dataclasses.asdict(sampling)]
             raise QueryError(f"Unknown input key(s) {sorted(data)}; allowed: {', '.join(allowed)}.")
@@ -420,6 +440,7 @@ class Pipeline(Runnable[Any, Answer]):
             k=int(k),
             start=time.perf_counter(),
             deadline=(config.get("configurable") or {}).get(_DEADLINE),
+            answer_mode=resolve_answer_mode(answer_mode, self.model_name),
         )
 
     def _system(self, state: ChainState) -> list[dict[str, str]]:
@@ -507,41 +528,92 @@ class Pipeline(Runnable[Any, Answer]):
         """Whether the pipeline answers ``abstain_message`` instead of generating."""
         return state.retrieves and not state.sources and self.config.abstain
 
+    def uses_extraction(self, state: ChainState) -> bool:
+        """Whether the answer to ``state`` is quoted from the sources instead of generated."""
+        return state.answer_mode == "extract" and state.retrieves and bool(state.sources)
+
+    def answer_state(self, state: ChainState) -> Answer:
+        """Answer a prepared ``state``: abstain, quote the sources, or generate."""
+        if self.abstains(state):
+            return self.finish(state, None)
+        if self.uses_extraction(state):
+            return self.finish(state, self._extract(state))
+        gen = self.generator.generate(state.messages, **state.generation_kwargs())
+        return self.finish(state, gen)
+
+    def _extract(self, state: ChainState) -> Generation:
+        """The extractive answer: the span of the sources that best answers the question."""
+        started = time.perf_counter()
+        assert self.attributor is not None  # sources come from a retriever, which embeds
+        quote = self.attributor.extract(state.question, state.sources)
+        text = " ".join(quote.text.split()) if quote is not None else ""
+        elapsed = time.perf_counter() - started
+        if state.first_token is None:
+            state.first_token = time.perf_counter() - state.start
+        return Generation(text, "stop", 0, 0, first_token_s=elapsed, total_s=elapsed)
+
     def finish(self, state: ChainState, gen: Generation | None, text: str | None = None) -> Answer:
-        """The :class:`Answer` for ``state`` from its generation (None: abstained)."""
-        total = time.perf_counter() - state.start
+        """The :class:`Answer` for ``state`` from its generation (None: abstained).
+
+        With retrieval, the text is attributed: each claim gets the quotes of the sources that
+        support it, the supported sources become the citations, and ``min_support`` applies.
+        """
         timings = state.timings
         first: float | None
         if gen is None:
-            text, usage, reason, first = self.config.abstain_message, _NO_USAGE, None, total
+            text, usage, reason = self.config.abstain_message, _NO_USAGE, None
         else:
             text = gen.text.strip() if text is None else text
             usage, reason = gen.usage, gen.finish_reason
-            first = state.first_token
-            if first is None:  # non-streamed: the first token came after prefill, ~ total
-                first = (
-                    timings.get("retrieve", 0.0) + timings.get("prompt", 0.0) + gen.first_token_s
-                    if gen.first_token_s is not None
-                    else total
-                )
-        cited = [state.sources[n - 1] for n in parse_citations(text, len(state.sources))]
+        claims: list[Claim] = []
+        grounded: float | None = None
+        flagged = False
+        abstained = gen is None
+        attributes = self.config.attribution and self.attributor is not None
+        if gen is not None and state.sources and attributes:
+            assert self.attributor is not None
+            t0 = time.perf_counter()
+            claims = self.attributor.attribute(text, state.sources)
+            grounded = grounded_share(claims)
+            timings["attribute"] = time.perf_counter() - t0
+            low = self.config.min_support
+            if low is not None and grounded is not None and grounded < low:
+                flagged = True
+                if self.config.low_support == "abstain":
+                    text, claims, abstained = self.config.abstain_message, [], True
+        if attributes and state.retrieves:
+            numbers = list(dict.fromkeys(n for c in claims for n in c.sources))
+        else:  # no attribution: the model's own markers are all there is
+            numbers = parse_citations(text, len(state.sources))
+        total = time.perf_counter() - state.start
+        first = state.first_token
+        if first is None:
+            first = total
+            if gen is not None and gen.first_token_s is not None:  # prefill, not the answer
+                first = timings.get("retrieve", 0.0) + timings.get("prompt", 0.0)
+                first += gen.first_token_s
         return Answer(
             text=text,
-            citations=cited,
+            citations=[state.sources[n - 1] for n in numbers],
             strategy=state.strategy,
             usage=dict(usage),
             timings={
                 "retrieve": timings.get("retrieve", 0.0),
                 "prompt": timings.get("prompt", 0.0),
                 "first_token": first,
+                "attribute": timings.get("attribute", 0.0),
                 "total": total,
             },
             sources=list(state.sources),
             question=state.question,
             query=state.query,
-            abstained=gen is None,
+            abstained=abstained,
             finish_reason=reason,
             adapter=state.adapter,
+            claims=claims,
+            grounded=grounded,
+            flagged=flagged,
+            mode="extract" if self.uses_extraction(state) and gen is not None else "generate",
         )
 
     def stream_state(self, state: ChainState) -> Iterator[AnswerChunk]:
@@ -550,8 +622,10 @@ class Pipeline(Runnable[Any, Answer]):
         The deltas add up to the answer's text exactly: leading and trailing white space is
         held back, as ``invoke`` strips it.
         """
-        if self.abstains(state):
-            answer = self.finish(state, None)
+        buffered = self.config.min_support is not None and self.config.low_support == "abstain"
+        if self.abstains(state) or self.uses_extraction(state) or buffered:
+            # One piece: nothing to stream (abstaining, quoting), or the text may be replaced.
+            answer = self.answer_state(state)
             yield AnswerChunk.delta(answer.text, strategy=state.strategy, question=state.question)
             yield AnswerChunk.closing(answer)
             return
@@ -585,11 +659,17 @@ class Pipeline(Runnable[Any, Answer]):
         strategy: str | None = None,
         history: Sequence[Mapping[str, str]] | None = None,
         adapter: str | None = None,
+        answer_mode: str | None = None,
         deadline: float | None = None,
         **run_options: Any,
     ) -> tuple[Any, RunnableConfig]:
         """The chain's input (the per-call keywords folded in; they win) and run config."""
-        extra = {"strategy": strategy, "history": history, "adapter": adapter}
+        extra = {
+            "strategy": strategy,
+            "history": history,
+            "adapter": adapter,
+            "answer_mode": answer_mode,
+        }
         extra = {key: value for key, value in extra.items() if value is not None}
         if extra:
             base = dict(input) if isinstance(input, Mapping) else {"question": input}
@@ -609,10 +689,11 @@ class Pipeline(Runnable[Any, Answer]):
             config: LangChain run config (callbacks, tags, run name).
             **kwargs: ``strategy`` (overrides the configured one), ``history`` (earlier
                 ``role``/``content`` messages), ``adapter`` (a loaded adapter's name for the
-                ``finetuned`` strategies), ``deadline`` (``time.monotonic()`` after which
-                generation stops with an error). Other keywords LangChain passes are ignored.
-                The same keywords work for :meth:`ainvoke`, :meth:`stream` and
-                :meth:`astream`.
+                ``finetuned`` strategies), ``answer_mode`` (``generate``, ``extract`` or
+                ``auto``: overrides the configured one), ``deadline``
+                (``time.monotonic()`` after which generation stops with an error). Other
+                keywords LangChain passes are ignored. The same keywords work for
+                :meth:`ainvoke`, :meth:`stream` and :meth:`astream`.
 
         Returns:
             The :class:`Answer`.
@@ -665,6 +746,7 @@ class Pipeline(Runnable[Any, Answer]):
         return_exceptions: bool = False,
         strategy: str | None = None,
         adapter: str | None = None,
+        answer_mode: str | None = None,
         **kwargs: Any,
     ) -> list[Answer]:
         """Answer several questions, generating up to ``batch_size`` together (left-padded).
@@ -678,12 +760,16 @@ class Pipeline(Runnable[Any, Answer]):
             return_exceptions: Return errors in place of answers instead of raising.
             strategy: Override the configured strategy for every question.
             adapter: Override the configured adapter for every question.
+            answer_mode: Override the configured answer mode for every question.
             **kwargs: Ignored.
 
         Returns:
             One :class:`Answer` (or exception) per input, in order.
         """
-        inputs = [self._prepare(inp, None, strategy=strategy, adapter=adapter)[0] for inp in inputs]
+        inputs = [
+            self._prepare(inp, None, strategy=strategy, adapter=adapter, answer_mode=answer_mode)[0]
+            for inp in inputs
+        ]
         return self._batch_with_config(
             self._batch, inputs, config, return_exceptions=return_exceptions
         )
@@ -715,8 +801,8 @@ class Pipeline(Runnable[Any, Answer]):
             except Exception as exc:
                 results[i] = exc
                 continue
-            if self.abstains(state):
-                results[i] = self.finish(state, None)
+            if self.abstains(state) or self.uses_extraction(state):
+                results[i] = self.answer_state(state)
             else:
                 key = (state.adapter, repr(dataclasses.astuple(state.sampling)))
                 pending.setdefault(key, []).append((i, state))

@@ -75,10 +75,15 @@ def _hit_dict(hit: Any, n: int | None = None) -> dict[str, Any]:
 
 
 def _answer_fields(answer: Answer) -> dict[str, Any]:
-    """What the server adds to OpenAI's response: cited sources, context, strategy."""
+    """What the server adds to OpenAI's response: citations, claims and their quotes, context."""
     numbers = answer.citation_numbers()
     return {
         "sources": [_hit_dict(h, n) for n, h in zip(numbers, answer.citations, strict=False)],
+        "claims": [claim.to_dict() for claim in answer.claims],
+        "grounded": answer.grounded,
+        "flagged": answer.flagged,
+        "unsupported_markers": answer.unsupported_markers,
+        "answer_mode": answer.mode,
         "context": [_hit_dict(h, i) for i, h in enumerate(answer.sources, 1)],
         "strategy": answer.strategy,
         "abstained": answer.abstained,
@@ -203,6 +208,7 @@ def create_app(
             "history": history,
             "strategy": strategy,
             "adapter": adapter,
+            "answer_mode": req.answer_mode,
             "system": system,
             "max_new_tokens": min(max_tokens or pipeline.config.max_new_tokens, cfg.max_tokens_cap),
             "temperature": req.temperature,

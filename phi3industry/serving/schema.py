@@ -42,7 +42,7 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """The body of ``POST /v1/chat/completions`` (OpenAI fields plus ``strategy``)."""
+    """The body of ``POST /v1/chat/completions``: OpenAI's, plus ``strategy``, ``answer_mode``."""
 
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1)
@@ -57,6 +57,7 @@ class ChatRequest(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)  # OpenAI's int64 range
     strategy: str | None = None
+    answer_mode: Literal["auto", "generate", "extract"] | None = None
 
 
 class RetrieveRequest(BaseModel):

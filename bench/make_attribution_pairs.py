@@ -1,0 +1,785 @@
+"""Build the labelled (claim, source passage, supported?) pairs that calibrate attribution.
+
+Writes ``tests/data/attribution_pairs.jsonl``: one row per pair, with the passage text
+itself (exactly as the loaders give it, so that the data needs no corpus to be read). The
+passages come from the bundled sample knowledge base and from the Django FAQ (Debian's
+python-django-doc); the claims were written by hand for this file: for each passage, claims
+it supports (a sentence of it, a paraphrase, a short answer) and claims it does not (the
+right words with another row's number or code, a wrong figure, another topic), plus claims
+that merge two passages. A third of the passages (every third one, in order) is held out:
+calibration never sees them, and the test measures F1 on them alone.
+
+Run: ``python bench/make_attribution_pairs.py`` (needs python-django-doc installed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from phi3industry.demo import sample_kb_dir
+from phi3industry.retrieval.documents import load_document
+
+DJANGO_FAQ = Path("/usr/share/doc/python-django-doc/html/faq")
+OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "attribution_pairs.jsonl"
+
+
+def section(path: Path, title: str) -> tuple[str, str]:
+    """The text of the section of ``path`` whose title ends with ``title``, and its context.
+
+    The context is what a search hit of that passage carries besides its text: the
+    document's title and the section path.
+    """
+    doc = load_document(path)
+    for s in doc.sections:
+        if s.title and s.title.split(" > ")[-1] == title:
+            return doc.text[s.start : s.end].strip(), f"{doc.title} {s.title}"
+    raise KeyError(f"{path.name}: no section {title!r}")
+
+
+def lines(path: Path, first: str, last: str) -> tuple[str, str]:
+    """The lines of ``path`` from the one starting with ``first`` to the one with ``last``."""
+    doc = load_document(path)
+    start = doc.text.index(first)
+    end = doc.text.index(last, start) + len(last)
+    return doc.text[start:end], doc.title
+
+
+KB = sample_kb_dir() / "docs"
+CSV = KB / "support" / "error-codes.csv"
+
+
+def row(code: str) -> tuple[str, str]:
+    doc = load_document(CSV)
+    start = doc.text.index(f"code: {code}\n")
+    end = doc.text.find("\n\ncode:", start)
+    number = doc.text[:start].count("\n\ncode:") + 1
+    return doc.text[start : end if end > 0 else len(doc.text)].strip(), f"{doc.title} row {number}"
+
+
+# passage id -> (corpus, (text, context))
+PASSAGES: dict[str, tuple[str, tuple[str, str]]] = {
+    "e214": ("sample-kb", row("E-214")),
+    "e102": ("sample-kb", row("E-102")),
+    "e330": ("sample-kb", row("E-330")),
+    "e402": ("sample-kb", row("E-402")),
+    "e517": ("sample-kb", row("E-517")),
+    "e618": ("sample-kb", row("E-618")),
+    "spec-general": ("sample-kb", lines(KB / "specs/ar7-spec.txt", "GENERAL", "lift option")),
+    "spec-battery": (
+        "sample-kb",
+        lines(KB / "specs/ar7-spec.txt", "BATTERY AND CHARGING", "to 80 % capacity"),
+    ),
+    "loading": ("sample-kb", section(KB / "manuals/ar7-operator-manual.md", "Loading")),
+    "modes": ("sample-kb", section(KB / "manuals/ar7-operator-manual.md", "Operating modes")),
+    "startup": ("sample-kb", section(KB / "manuals/ar7-operator-manual.md", "Starting up")),
+    "estop": (
+        "sample-kb",
+        section(KB / "manuals/ar7-operator-manual.md", "Clearing an emergency stop"),
+    ),
+    "dock-spec": ("sample-kb", section(KB / "manuals/charging-dock.rst", "Specifications")),
+    "dock-faults": ("sample-kb", section(KB / "manuals/charging-dock.rst", "Dock fault codes")),
+    "dock-maint": ("sample-kb", section(KB / "manuals/charging-dock.rst", "Maintenance")),
+    "warranty": ("sample-kb", section(KB / "policies/returns-policy.md", "Warranty")),
+    "unused": ("sample-kb", section(KB / "policies/returns-policy.md", "Unused products")),
+    "defective": ("sample-kb", section(KB / "policies/returns-policy.md", "Defective products")),
+    "shared-zones": ("sample-kb", section(KB / "policies/safety-policy.html", "1. Shared zones")),
+    "incidents": (
+        "sample-kb",
+        section(KB / "policies/safety-policy.html", "5. Incident reporting"),
+    ),
+    "fixes-421": ("sample-kb", section(KB / "release-notes/runneros-4.2.md", "Fixes")),
+    "pm-schedule": (
+        "sample-kb",
+        lines(KB / "manuals/ar7-maintenance-schedule.pdf", "Daily:", "dock contact pad set"),
+    ),
+    "dj-cookie": (
+        "django",
+        section(
+            DJANGO_FAQ / "admin.html",
+            "I can’t log in. When I enter a valid username and password, it just brings up "
+            "the login page again, with no error messages.",
+        ),
+    ),
+    "dj-staff": (
+        "django",
+        section(
+            DJANGO_FAQ / "admin.html",
+            "I can’t log in. When I enter a valid username and password, it brings up the "
+            "login page again, with a “Please enter a correct username and password” error.",
+        ),
+    ),
+    "dj-m2m-filter": (
+        "django",
+        section(
+            DJANGO_FAQ / "admin.html",
+            "My “list_filter” contains a ManyToManyField, but the filter doesn’t display.",
+        ),
+    ),
+    "dj-browsers": (
+        "django",
+        section(DJANGO_FAQ / "admin.html", "What browsers are supported for using the admin?"),
+    ),
+    "dj-name": (
+        "django",
+        section(
+            DJANGO_FAQ / "general.html", "What does “Django” mean, and how do you pronounce it?"
+        ),
+    ),
+    "dj-stable": ("django", section(DJANGO_FAQ / "general.html", "Is Django stable?")),
+    "dj-behind": ("django", section(DJANGO_FAQ / "general.html", "Who’s behind this?")),
+    "dj-license": ("django", section(DJANGO_FAQ / "general.html", "How is Django licensed?")),
+    "dj-cms": (
+        "django",
+        section(DJANGO_FAQ / "general.html", "Is Django a content-management-system (CMS)?"),
+    ),
+    "dj-security": (
+        "django",
+        section(
+            DJANGO_FAQ / "help.html", "I think I’ve found a security problem! What should I do?"
+        ),
+    ),
+    "dj-moderation": (
+        "django",
+        section(DJANGO_FAQ / "help.html", "Why hasn’t my message appeared on django-users?"),
+    ),
+    "dj-python-version": (
+        "django",
+        section(DJANGO_FAQ / "install.html", "What Python version can I use with Django?"),
+    ),
+    "dj-stable-release": (
+        "django",
+        section(
+            DJANGO_FAQ / "install.html", "Should I use the stable version or development version?"
+        ),
+    ),
+    "dj-pk": (
+        "django",
+        section(
+            DJANGO_FAQ / "models.html", "Do Django models support multiple-column primary keys?"
+        ),
+    ),
+    "dj-nosql": (
+        "django",
+        section(DJANGO_FAQ / "models.html", "Does Django support NoSQL databases?"),
+    ),
+    "dj-myisam": (
+        "django",
+        section(
+            DJANGO_FAQ / "models.html",
+            "How do I add database-specific options to my CREATE TABLE statements, such as "
+            "specifying MyISAM as the table type?",
+        ),
+    ),
+    "dj-macos": ("django", section(DJANGO_FAQ / "troubleshooting.html", "macOS permissions")),
+    "dj-media": (
+        "django",
+        section(DJANGO_FAQ / "usage.html", "How do I use image and file fields?"),
+    ),
+    "dj-scale": ("django", section(DJANGO_FAQ / "general.html", "Does Django scale?")),
+    "dj-python-license": (
+        "django",
+        section(DJANGO_FAQ / "general.html", "Why does Django include Python’s license file?"),
+    ),
+    "dj-offline-docs": (
+        "django",
+        section(
+            DJANGO_FAQ / "general.html",
+            "How can I download the Django documentation to read it offline?",
+        ),
+    ),
+    "dj-model-layer": (
+        "django",
+        section(DJANGO_FAQ / "usage.html", "Do I have to use your model/database layer?"),
+    ),
+    "dj-settings-module": (
+        "django",
+        section(
+            DJANGO_FAQ / "usage.html",
+            "Why do I get an error about importing DJANGO_SETTINGS_MODULE?",
+        ),
+    ),
+    "dj-templates": (
+        "django",
+        section(
+            DJANGO_FAQ / "usage.html", "I can’t stand your template language. Do I have to use it?"
+        ),
+    ),
+}
+
+# (passage ids, claim, supported, kind)
+Y, N = True, False
+CLAIMS: list[tuple[tuple[str, ...], str, bool, str]] = [
+    # -- error code rows: the right words, the wrong row ------------------------------------
+    (("e214",), "E-214 means the drive motor is over temperature.", Y, "paraphrase"),
+    (("e214",), "Let the robot cool for 15 minutes after an E-214.", Y, "paraphrase"),
+    (
+        ("e214",),
+        "If E-214 happens three times in 24 hours, replace the drive wheel module NW-SP-2210.",
+        Y,
+        "paraphrase",
+    ),
+    (("e214",), "E-214 means the safety lidar communication was lost.", N, "wrong-row"),
+    (("e102",), "E-214 means the safety lidar communication was lost.", N, "wrong-row"),
+    (("e214",), "After an E-214, let the robot cool for 30 minutes.", N, "wrong-number"),
+    (("e214",), "E-214 requires replacing the lidar NW-SP-4410.", N, "wrong-row"),
+    (("e102",), "E-102 means the safety lidar communication was lost.", Y, "exact"),
+    (
+        ("e102",),
+        "For E-102, power-cycle the robot and call support if it comes back.",
+        Y,
+        "paraphrase",
+    ),
+    (("e102",), "E-102 is a warning about a dirty lidar window.", N, "wrong-row"),
+    (("e102",), "E-102 means the drive motor is over temperature.", N, "wrong-row"),
+    (("e330",), "E-330 is a battery cell voltage imbalance above 50 mV.", Y, "exact"),
+    (
+        ("e330",),
+        "To fix E-330, leave the robot on a dock for 8 hours for a balancing charge.",
+        Y,
+        "paraphrase",
+    ),
+    (("e330",), "To fix E-330, leave the robot on a dock for 2 hours.", N, "wrong-number"),
+    (("e330",), "E-330 means the battery is above 55 °C.", N, "wrong-row"),
+    (("e402",), "E-402 is raised when docking alignment fails three times.", Y, "paraphrase"),
+    (
+        ("e402",),
+        "For E-402, clean the dock pads and check the four M10 anchor bolts at 40 N·m.",
+        Y,
+        "paraphrase",
+    ),
+    (("e402",), "E-402 means no charging current was detected.", N, "wrong-row"),
+    (("e402",), "The dock bolts of an E-402 must be tightened to 60 N·m.", N, "wrong-number"),
+    (("e517",), "E-517 means an emergency stop is engaged.", Y, "exact"),
+    (
+        ("e517",),
+        "To clear E-517, twist the e-stop button clockwise and press RESUME on the pendant.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("e517",),
+        "To clear E-517, pull the e-stop button out and restart the robot.",
+        N,
+        "contradiction",
+    ),
+    (("e618",), "E-618 warns that the localization confidence is low.", Y, "paraphrase"),
+    (("e618",), "Frequent false E-618 warnings were fixed in RunnerOS 4.2.1.", Y, "exact"),
+    (("e618",), "E-618 warnings were fixed in RunnerOS 4.1.", N, "wrong-number"),
+    (
+        ("e618",),
+        "E-618 means the map does not match and the zone must be re-mapped.",
+        N,
+        "wrong-row",
+    ),
+    # -- specification and manuals ----------------------------------------------------------
+    (("spec-general",), "The AR7 can carry a payload of up to 450 kg.", Y, "paraphrase"),
+    (("spec-general",), "Without load the AR7 weighs 142 kg.", Y, "paraphrase"),
+    (("spec-general",), "The AR7 is 980 x 680 x 310 mm.", Y, "exact"),
+    (("spec-general",), "The AR7 can carry up to 500 kg.", N, "wrong-number"),
+    (("spec-general",), "The AR7's maximum speed is 2.0 m/s.", N, "other-topic"),
+    (("spec-battery",), "The AR7 battery is a 48 V, 60 Ah LiFePO4 pack.", Y, "paraphrase"),
+    (
+        ("spec-battery",),
+        "Charging from 20 to 80 % takes 35 minutes on the CD-2 dock.",
+        Y,
+        "paraphrase",
+    ),
+    (("spec-battery",), "The battery lasts 2,000 full cycles to 80 % capacity.", Y, "paraphrase"),
+    (("spec-battery",), "Charging from 0 to 100 % takes 35 minutes.", N, "wrong-number"),
+    (("spec-battery",), "The AR7 battery part number is NW-SP-2210.", N, "wrong-number"),
+    (("loading",), "The load may overhang the deck by at most 50 mm on any side.", Y, "exact"),
+    (("loading",), "Loads above 450 kg are refused with error E-810.", Y, "paraphrase"),
+    (
+        ("loading",),
+        "The center of gravity of the load must stay below 600 mm above the deck.",
+        Y,
+        "paraphrase",
+    ),
+    (("loading",), "Loads above 450 kg are refused with error E-811.", N, "wrong-number"),
+    (("loading",), "The load may overhang the deck by up to 150 mm.", N, "wrong-number"),
+    (("modes",), "In MANUAL mode the jog speed is limited to 0.3 m/s.", Y, "paraphrase"),
+    (("modes",), "Entering SERVICE mode requires the technician PIN.", Y, "exact"),
+    (("modes",), "In AUTO mode the robot executes missions from FleetOS.", Y, "paraphrase"),
+    (("modes",), "In MANUAL mode the safety lidars are switched off.", N, "contradiction"),
+    (("modes",), "The robot has five operating modes.", N, "wrong-number"),
+    (("startup",), "Hold the power button for 3 seconds to start the robot.", Y, "paraphrase"),
+    (("startup",), "The self-test takes about 90 seconds.", Y, "paraphrase"),
+    (("startup",), "The self-test takes about 10 minutes.", N, "wrong-number"),
+    (("startup",), "The status ring turns blue when the robot is charging.", N, "other-topic"),
+    (("estop",), "After an e-stop button is pressed the robot reports E-517.", Y, "exact"),
+    (("estop",), "The robot stays stopped until RESUME is pressed.", Y, "exact"),
+    (
+        ("estop",),
+        "The robot restarts by itself one minute after the e-stop is released.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dock-spec",),
+        "The CD-2 dock needs 200-240 V AC on a dedicated 16 A circuit.",
+        Y,
+        "paraphrase",
+    ),
+    (("dock-spec",), "One dock can serve up to four robots.", Y, "exact"),
+    (
+        ("dock-spec",),
+        "Northwind recommends one dock for every three robots in two-shift operation.",
+        Y,
+        "paraphrase",
+    ),
+    (("dock-spec",), "One dock can serve up to ten robots.", N, "wrong-number"),
+    (("dock-spec",), "The CD-2 dock is rated IP54 for outdoor use.", N, "wrong-number"),
+    (("dock-faults",), "D-02 means a short circuit on the contact pads.", Y, "paraphrase"),
+    (
+        ("dock-faults",),
+        "With D-01 the dock pauses charging until it cools below 45 °C.",
+        Y,
+        "paraphrase",
+    ),
+    (("dock-faults",), "D-03 means the contact pads are short-circuited.", N, "wrong-row"),
+    (("dock-faults",), "D-04 means the mains voltage is out of range.", N, "wrong-row"),
+    (
+        ("dock-maint",),
+        "Clean the copper contact pads every two weeks with isopropyl alcohol.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dock-maint",),
+        "Replace the contact pad set NW-SP-5120 at the latest every 24 months.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dock-maint",),
+        "Switch off the dock's breaker before touching the pads, which carry 48 V DC.",
+        Y,
+        "paraphrase",
+    ),
+    (("dock-maint",), "Replace the contact pad set every 6 months.", N, "wrong-number"),
+    (
+        ("dock-maint",),
+        "The contact pads can be cleaned with water while the dock is on.",
+        N,
+        "contradiction",
+    ),
+    # -- policies ---------------------------------------------------------------------------
+    (
+        ("warranty",),
+        "The AR7 robot is under warranty for 24 months from delivery.",
+        Y,
+        "paraphrase",
+    ),
+    (("warranty",), "The CD-2 charging dock has a 36-month warranty.", Y, "paraphrase"),
+    (
+        ("warranty",),
+        "The warranty does not cover wear parts such as bumper strips.",
+        Y,
+        "paraphrase",
+    ),
+    (("warranty",), "The AR7 battery pack is under warranty for 36 months.", N, "wrong-row"),
+    (
+        ("warranty",),
+        "Damage from overloading beyond 450 kg is covered by the warranty.",
+        N,
+        "contradiction",
+    ),
+    (("unused",), "Unused products can be returned within 30 days of delivery.", Y, "paraphrase"),
+    (
+        ("unused",),
+        "A restocking fee of 15 % of the purchase price applies to returned unused products.",
+        Y,
+        "paraphrase",
+    ),
+    (("unused",), "Custom-configured robots cannot be returned.", Y, "paraphrase"),
+    (("unused",), "Unused products can be returned within 60 days.", N, "wrong-number"),
+    (("unused",), "The restocking fee is 25 %.", N, "wrong-number"),
+    (("defective",), "Northwind pays the return shipping for defective products.", Y, "paraphrase"),
+    (
+        ("defective",),
+        "Premium support customers get a loaner AR7 within 2 business days.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("defective",),
+        "The customer pays return shipping for defective products.",
+        N,
+        "contradiction",
+    ),
+    (("shared-zones",), "Robots are limited to 1.0 m/s in shared zones.", Y, "exact"),
+    (
+        ("shared-zones",),
+        "Pedestrians must keep at least 0.5 m away from a moving robot.",
+        Y,
+        "paraphrase",
+    ),
+    (("shared-zones",), "Robots may drive at 2.0 m/s in shared zones.", N, "wrong-number"),
+    (
+        ("incidents",),
+        "Every collision or near miss must be reported within 24 hours using form SAF-F7.",
+        Y,
+        "paraphrase",
+    ),
+    (("incidents",), "Incidents must be reported within 7 days.", N, "wrong-number"),
+    (
+        ("fixes-421",),
+        "RunnerOS 4.2.1 fixed the battery gauge jumping from 16 % to 11 % during docking.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("fixes-421",),
+        "The pendant now shows the dock fault code together with E-405.",
+        Y,
+        "paraphrase",
+    ),
+    (("fixes-421",), "RunnerOS 4.2.1 made docking 20 % faster.", N, "other-topic"),
+    (
+        ("pm-schedule",),
+        "The drive belt tension is checked every 1,000 operating hours.",
+        Y,
+        "paraphrase",
+    ),
+    (("pm-schedule",), "Test both e-stop buttons and the pendant e-stop weekly.", Y, "paraphrase"),
+    (
+        ("pm-schedule",),
+        "The drive belt tension is checked every 250 operating hours.",
+        N,
+        "wrong-number",
+    ),
+    # -- claims that merge two passages -----------------------------------------------------
+    (
+        ("spec-general", "dock-spec"),
+        "The AR7 carries up to 450 kg, and one CD-2 dock can serve up to four robots.",
+        Y,
+        "merged",
+    ),
+    (
+        ("spec-general",),
+        "The AR7 carries up to 450 kg, and one CD-2 dock can serve up to four robots.",
+        N,
+        "merged-half",
+    ),
+    (
+        ("e214", "dock-maint"),
+        "E-214 means drive motor over-temperature, and the dock contact pads are cleaned every two weeks.",
+        Y,
+        "merged",
+    ),
+    (
+        ("unused", "defective"),
+        "Unused products carry a 15 % restocking fee, while Northwind pays the shipping for defective ones.",
+        Y,
+        "merged",
+    ),
+    (
+        ("unused",),
+        "Unused products carry a 15 % restocking fee, while Northwind pays the shipping for defective ones.",
+        N,
+        "merged-half",
+    ),
+    # -- Django FAQ -------------------------------------------------------------------------
+    (
+        ("dj-cookie",),
+        "If the admin login page keeps coming back, set SESSION_COOKIE_DOMAIN to your domain.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-cookie",),
+        "The login cookie's domain does not match the domain in your browser.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-cookie",),
+        "To fix the admin login loop, set is_active and is_staff to True.",
+        N,
+        "wrong-row",
+    ),
+    (("dj-staff",), "Admin users need both is_active and is_staff set to True.", Y, "paraphrase"),
+    (
+        ("dj-staff",),
+        "The admin site only lets in users whose is_superuser field is True.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-m2m-filter",),
+        "The ManyToManyField filter is not shown when there are fewer than two related objects.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-m2m-filter",),
+        "The ManyToManyField filter is hidden when there are fewer than ten related objects.",
+        N,
+        "wrong-number",
+    ),
+    (
+        ("dj-browsers",),
+        "The admin supports recent versions of Chrome, Edge, Firefox, Opera and Safari.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-browsers",), "The admin only supports Internet Explorer 11.", N, "contradiction"),
+    (("dj-name",), "Django is named after the jazz guitarist Django Reinhardt.", Y, "paraphrase"),
+    (("dj-name",), "Django is pronounced JANG-oh, and the D is silent.", Y, "paraphrase"),
+    (("dj-name",), "Django is named after a city in Kansas.", N, "contradiction"),
+    (
+        ("dj-stable",),
+        "Sites built on Django have handled traffic spikes of over 50 thousand hits per second.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-stable",), "Django sites have handled 5 million hits per second.", N, "wrong-number"),
+    (
+        ("dj-behind",),
+        "Django was first developed at World Online, a newspaper's web department in Lawrence, Kansas.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-behind",), "Django was first developed at Google in California.", N, "contradiction"),
+    (("dj-license",), "Django is distributed under the 3-clause BSD license.", Y, "exact"),
+    (("dj-license",), "Django is distributed under the GPL version 3.", N, "wrong-number"),
+    (
+        ("dj-cms",),
+        "Django is not a CMS; it is a web framework for building websites.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-cms",), "Django is a turnkey content management system like Drupal.", N, "contradiction"),
+    (
+        ("dj-security",),
+        "Report a Django security problem by email to security@djangoproject.com.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-security",),
+        "Security problems should be posted on the public forum first.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-moderation",),
+        "The first message a new member sends to django-users is moderated by hand.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-moderation",),
+        "Every message to django-users is rejected for the first month.",
+        N,
+        "contradiction",
+    ),
+    (("dj-python-version",), "Django 3.2 supports Python 3.6 to 3.10.", Y, "paraphrase"),
+    (
+        ("dj-python-version",),
+        "Django 1.8 was the last version to support Python 3.3.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-python-version",), "Django 2.2 supports Python 3.10.", N, "wrong-row"),
+    (
+        ("dj-python-version",),
+        "Django 3.0 was the last version to support Python 3.3.",
+        N,
+        "wrong-number",
+    ),
+    (
+        ("dj-stable-release",),
+        "Django publishes a full stable release about every nine months.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-stable-release",),
+        "Django publishes a stable release every two weeks.",
+        N,
+        "wrong-number",
+    ),
+    (("dj-pk",), "Django models only support single-column primary keys.", Y, "paraphrase"),
+    (
+        ("dj-pk",),
+        "Django models fully support composite primary keys of several columns.",
+        N,
+        "contradiction",
+    ),
+    (("dj-nosql",), "NoSQL databases are not officially supported by Django.", Y, "exact"),
+    (("dj-nosql",), "Django officially supports MongoDB.", N, "contradiction"),
+    (
+        ("dj-myisam",),
+        "To use MyISAM tables, create a migration with a RunSQL operation that runs ALTER TABLE.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-myisam",), "Set the MYISAM_TABLES setting to True to use MyISAM.", N, "contradiction"),
+    (
+        ("dj-macos",),
+        "On macOS, run sudo chmod +x django-admin to fix a permission denied error.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-macos",),
+        "On macOS, reinstall Python to fix permission denied errors with django-admin.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-media",),
+        "Define MEDIA_ROOT as the full path of the directory where uploaded files are stored.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-media",), "Uploaded files are stored inside the database.", N, "contradiction"),
+    (
+        ("dj-templates",),
+        "Django does not require its template language; Jinja2 or Mako can be used instead.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-templates",),
+        "Django requires its own template language and cannot use Jinja2.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-scale",),
+        "Django uses a shared-nothing architecture, so hardware can be added at any level.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-scale",), "Django ships with a cache framework.", Y, "paraphrase"),
+    (("dj-scale",), "Django cannot use more than one database server.", N, "contradiction"),
+    (
+        ("dj-python-license",),
+        "Django includes Python's license because it contains code from the Python standard library.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-python-license",),
+        "Django includes Python's license because Django is written by the Python Software Foundation.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-offline-docs",),
+        "The Django docs are in the docs directory of each release tarball, in reStructuredText.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-offline-docs",), "The Django documentation can only be read online.", N, "contradiction"),
+    (
+        ("dj-model-layer",),
+        "Without Django's database layer you cannot use the automatically generated admin site.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-model-layer",),
+        "The model layer is decoupled from the rest of the framework.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-model-layer",),
+        "Django's admin site works with any database library.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-settings-module",),
+        "DJANGO_SETTINGS_MODULE must be set to a fully-qualified Python module such as mysite.settings.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-settings-module",),
+        "The settings module must be on sys.path and free of syntax errors.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-settings-module",),
+        "DJANGO_SETTINGS_MODULE must point to a settings.json file.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("e517", "estop"),
+        "E-517 means an emergency stop is engaged, and the robot stays stopped until RESUME is pressed.",
+        Y,
+        "merged",
+    ),
+    (
+        ("loading",),
+        "Loads above 450 kg are refused, and the maximum speed is 2.0 m/s.",
+        N,
+        "merged-half",
+    ),
+    (
+        ("dj-license", "dj-nosql"),
+        "Django is BSD-licensed, and NoSQL databases are not officially supported.",
+        Y,
+        "merged",
+    ),
+    # -- two rows shown together: one row's code, the other row's meaning ----------------------
+    (
+        ("e214", "e102"),
+        "Error E-214 indicates a failure of the safety lidar communication.",
+        N,
+        "wrong-row",
+    ),
+    (("e102", "e214"), "E-102 means the drive motor is over temperature.", N, "wrong-row"),
+    (("e330", "e517"), "E-330 means an emergency stop is engaged.", N, "wrong-row"),
+    (("e214", "e102"), "E-214 means the drive motor is over temperature.", Y, "exact"),
+    (("dock-faults", "dock-spec"), "D-02 means the mains voltage is out of range.", N, "wrong-row"),
+    # -- one passage, another's claim ---------------------------------------------------------
+    (("dj-license",), "Django models only support single-column primary keys.", N, "other-passage"),
+    (("dj-nosql",), "Django is distributed under the 3-clause BSD license.", N, "other-passage"),
+    (
+        ("warranty",),
+        "Unused products can be returned within 30 days of delivery.",
+        N,
+        "other-passage",
+    ),
+    (("e330",), "E-517 means an emergency stop is engaged.", N, "other-passage"),
+    (("dock-faults",), "One dock can serve up to four robots.", N, "other-passage"),
+    (("modes",), "Hold the power button for 3 seconds to start the robot.", N, "other-passage"),
+]
+
+
+def main() -> None:
+    order = list(PASSAGES)
+    heldout = {pid for i, pid in enumerate(order) if i % 3 == 2}
+    rows = []
+    for ids, claim, supported, kind in CLAIMS:
+        split = "heldout" if any(pid in heldout for pid in ids) else "train"
+        rows.append(
+            {
+                "claim": claim,
+                "passages": [PASSAGES[pid][1][0] for pid in ids],
+                "contexts": [PASSAGES[pid][1][1] for pid in ids],
+                "passage_ids": list(ids),
+                "supported": supported,
+                "kind": kind,
+                "corpus": PASSAGES[ids[0]][0],
+                "split": split,
+            }
+        )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "heldout")}
+    print(f"{len(rows)} pairs ({counts}) -> {OUT}")
+
+
+if __name__ == "__main__":
+    main()

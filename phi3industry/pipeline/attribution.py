@@ -1,0 +1,602 @@
+"""Attribution: which passage of the sources supports each claim of an answer.
+
+An answer is split into claims: its sentences, and the clauses of a sentence that joins two
+facts (``;``, ``, and``). Each claim is scored against the spans of the sources the model was
+shown: a sentence, two adjacent sentences, or a short paragraph such as a table row. Three
+signals make the score, combined by weights calibrated on labelled pairs
+(``bench/calibrate_attribution.py``, data in ``tests/data/attribution_pairs.jsonl``):
+
+* the cosine similarity of claim and span in the index's own embedder;
+* the share of the claim's content words found in the span;
+* whether every number and code of the claim (``E-214``, ``450``, ``NW-SP-2210``) is in the
+  span: a passage with the right words and another row's code does not support a claim.
+
+A claim is supported when its best span scores at least the threshold, or when two spans of
+two different sources do together (a claim that merges two facts). The quotes carry
+character offsets inside the source document, so that a UI can highlight them. A ``[n]``
+the model wrote is kept only when source ``n`` supports its claim.
+
+Example:
+    >>> from phi3industry.pipeline.attribution import split_claims
+    >>> text = "The AR7 carries 450 kg [1]. It runs for 10 h; charging takes 75 min."
+    >>> [text[a:b] for a, b in split_claims(text)]
+    ['The AR7 carries 450 kg [1].', 'It runs for 10 h', 'charging takes 75 min.']
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from phi3industry.pipeline.prompt import CITATION_MARKER, parse_citations
+from phi3industry.qa import content_words, key_terms
+from phi3industry.retrieval.search import Hit
+
+#: Embeds texts into normalised vectors (one row per text).
+Embed = Callable[[Sequence[str]], Any]
+
+# A sentence ends at . ! ? (not after a number or another dot: "1." opens a list item,
+# "......" leads a spec line to its value), closing marks included.
+_END = r"(?<=[^.\d\s][.!?])[\"')\]]*\s+(?=\S)"
+_SENTENCE = re.compile(rf"{_END}|\n+")
+_SENTENCE_IN_UNIT = re.compile(_END)
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_MARKER = re.compile(r"\s*" + CITATION_MARKER.pattern, re.I)  # a [n] and the space before it
+_LINE = re.compile(r"[^\n]*\S[^\n]*")
+# A line that is an item of its own: a list item, a table row, a "key: value" field, a spec
+# line with dotted leaders. Other lines may just continue the line above (wrapped prose).
+_ITEM = re.compile(
+    r"\s*(?:[-*+|\u2022]|\d+[.)]\s|[A-Za-z_][\w ./()-]{0,40}:\s|.*\S\s*\.{2,}\s|.*\s\|\s|\S+\s*$)"
+)
+_FIELD = re.compile(r"\s*[A-Za-z_][\w ./()-]{0,40}:\s+\S")
+_CLAUSE = re.compile(r";\s+|,\s+(?:and|but|while|whereas)\s+|\s+(?:but|whereas)\s+")
+_LABEL = re.compile(r"\s*(?:(?:final\s+)?answer\s*:|[-*\u2022]|\d+[.)])\s+", re.I)
+_MAX_PARAGRAPH = 600  # a paragraph up to this long is also a span (a table row, a short note)
+_MIN_SHARE = 0.25  # each span of a two-source support holds this share of the claim's words
+_MIN_CLAUSE_WORDS = 2  # each side of a split clause keeps at least this many content words
+_CACHE_SIZE = 4096  # sentence embeddings kept (the same sources come back question after question)
+
+
+#: The signals, in the order :class:`Weights` weighs them.
+FEATURES = ("cosine", "recall", "keys_missing", "negation_mismatch", "words_missing")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The calibrated scoring: a logistic model over the signals, and its threshold.
+
+    Attributes:
+        bias: The intercept.
+        cosine: Weight of the embedding similarity of claim and span.
+        recall: Weight of the share of the claim's content words found in the span.
+        keys_missing: Weight of "a number or code of the claim is missing from the span".
+        negation_mismatch: Weight of "one of claim and span is negated, the other is not".
+        words_missing: Weight of how many of the claim's content words the span lacks (0 to
+            3, as a share of 3): a claim that adds one substantive word to a passage ("the
+            *customer* pays") says something the passage does not.
+        threshold: Score from which a claim counts as supported.
+    """
+
+    bias: float
+    cosine: float
+    recall: float
+    keys_missing: float
+    negation_mismatch: float
+    words_missing: float
+    threshold: float
+
+    def score(self, features: Sequence[float]) -> float:
+        """The probability that the span supports the claim (``features`` as in FEATURES)."""
+        weights = (
+            self.cosine,
+            self.recall,
+            self.keys_missing,
+            self.negation_mismatch,
+            self.words_missing,
+        )
+        z = self.bias + sum(w * f for w, f in zip(weights, features, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+#: Fitted by ``bench/calibrate_attribution.py`` on the train split of the labelled pairs
+#: (``tests/data/attribution_pairs.jsonl``) with the bundled MiniLM; the held-out F1 is in
+#: docs/serving.md.
+CALIBRATED = Weights(
+    bias=-0.242,
+    cosine=0.588,
+    recall=1.806,
+    keys_missing=-2.787,
+    negation_mismatch=-1.096,
+    words_missing=-1.544,
+    threshold=0.6,
+)
+_NEGATIONS = frozenset(
+    {"not", "no", "never", "cannot", "without", "nope", "neither", "nor"}
+)  # and every "...n't"
+
+
+def negated(text: str) -> bool:
+    """Whether ``text`` says something is not so (a negation word, or ``n't``)."""
+    words = text.lower().replace("\u2019", "'").split()
+    return any(w.strip('.,;:!?()"') in _NEGATIONS or w.endswith("n't") for w in words)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A span of a source that supports a claim.
+
+    Attributes:
+        n: The source's number: ``[n]`` is ``Answer.sources[n - 1]``.
+        start: Offset of the quote in the source document's text (what ``Hit.span`` counts).
+        end: End offset (exclusive).
+        text: The quoted text.
+        score: How strongly it supports the claim (0 to 1).
+    """
+
+    n: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The quote as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class Claim:
+    """One claim of an answer and the evidence for it.
+
+    Attributes:
+        text: The claim (model-written markers removed).
+        span: ``(start, end)`` offsets of the claim in the answer's text.
+        quotes: Supporting spans of the sources, best first (empty when unsupported).
+        score: The best support score found (0 to 1).
+        supported: Whether the score reaches the calibrated threshold.
+        markers: The ``[n]`` the model wrote for this claim.
+        unsupported_markers: Those of ``markers`` whose source does not support it.
+    """
+
+    text: str
+    span: tuple[int, int]
+    quotes: list[Quote] = field(default_factory=list)
+    score: float = 0.0
+    supported: bool = False
+    markers: list[int] = field(default_factory=list)
+    unsupported_markers: list[int] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[int]:
+        """The numbers of the sources that support the claim, best first."""
+        return list(dict.fromkeys(q.n for q in self.quotes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The claim as a JSON-ready dict."""
+        return {
+            "text": self.text,
+            "span": list(self.span),
+            "supported": self.supported,
+            "score": round(self.score, 4),
+            "sources": self.sources,
+            "quotes": [q.to_dict() for q in self.quotes],
+            "markers": list(self.markers),
+            "unsupported_markers": list(self.unsupported_markers),
+        }
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _pieces(
+    text: str, pattern: re.Pattern[str], start: int, end: int, keep: bool = True
+) -> list[tuple[int, int]]:
+    """``text[start:end]`` cut at ``pattern``; ``keep``: a cut's closing marks stay left."""
+    out, at = [], start
+    for match in pattern.finditer(text, start, end):
+        cut = match.end() if keep and match.group().strip() else match.start()
+        out.append(_strip(text, at, cut))
+        at = match.end()
+    out.append(_strip(text, at, end))
+    return [(a, b) for a, b in out if b > a]
+
+
+_ENUMERATOR = re.compile(r"\s*(?:\d+|[a-z])[.)]\s*", re.I)  # "1." alone: a list's numbering
+
+
+def _is_claim(text: str) -> bool:
+    if _ENUMERATOR.fullmatch(text):
+        return False
+    words = content_words(text)
+    return len(words) >= 2 or bool(key_terms(text)) or (bool(words) and len(text.split()) >= 3)
+
+
+def _facts(text: str) -> int:
+    """Content words and key terms: how much a clause asserts."""
+    return len(content_words(text)) + len(key_terms(text))
+
+
+def split_claims(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each claim in ``text``: sentences, and clauses joining two facts.
+
+    Fragments without content (``"Sure!"``) are not claims; a clause is split off only when
+    both sides keep a few content words.
+    """
+    claims = []
+    for a, b in _pieces(text, _SENTENCE, 0, len(text)):
+        label = _LABEL.match(text, a, b)
+        a = label.end() if label else a
+        parts = _pieces(text, _CLAUSE, a, b, keep=False)
+        if len(parts) > 1 and all(_facts(text[x:y]) >= _MIN_CLAUSE_WORDS for x, y in parts):
+            claims += parts
+        else:
+            claims.append((a, b))
+    return [(a, b) for a, b in claims if _is_claim(CITATION_MARKER.sub(" ", text[a:b]))]
+
+
+def _units(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The lines of a paragraph, with wrapped prose lines joined to the line they continue."""
+    units: list[tuple[int, int]] = []
+    for match in _LINE.finditer(text, start, end):
+        a, b = _strip(text, match.start(), match.end())
+        if units:
+            previous = text[units[-1][0] : units[-1][1]]
+            if not _ITEM.match(text, a, b) and not previous.endswith((".", "!", "?", ":")):
+                units[-1] = (units[-1][0], b)
+                continue
+        units.append((a, b))
+    return units
+
+
+def _sentences(text: str, start: int, end: int) -> list[list[tuple[int, int]]]:
+    """Per unit (line, or wrapped prose) of ``text[start:end]``, its sentences."""
+    return [
+        _pieces(text, _SENTENCE_IN_UNIT, a, b)
+        for pa, pb in _pieces(text, _PARAGRAPH, start, end)
+        for a, b in _units(text, pa, pb)
+    ]
+
+
+def passage_spans(text: str) -> list[tuple[int, int]]:
+    """Candidate supporting spans of a passage.
+
+    Sentences; two adjacent sentences of one line or wrapped paragraph; a whole short
+    paragraph of prose; and a whole record (``key: value`` lines, as the loaders render CSV
+    and JSONL rows). Table rows, list items and spec lines are never joined to their
+    neighbours: a row's figure must not support a claim about the next row.
+    """
+    spans: list[tuple[int, int]] = []
+    for pa, pb in _pieces(text, _PARAGRAPH, 0, len(text)):
+        units = _units(text, pa, pb)
+        for a, b in units:
+            sentences = _pieces(text, _SENTENCE_IN_UNIT, a, b)
+            spans += sentences
+            spans += [(s[0], t[1]) for s, t in itertools.pairwise(sentences)]
+            if len(sentences) > 2 and b - a <= _MAX_PARAGRAPH:
+                spans.append((a, b))
+        fields = [u for u in units if _FIELD.match(text, *u)]
+        if len(units) > 1 and len(fields) == len(units) and pb - pa <= _MAX_PARAGRAPH:
+            spans.append((pa, pb))  # a record
+    return list(dict.fromkeys(spans))
+
+
+@dataclass
+class _Span:
+    n: int
+    start: int  # offsets in the passage text
+    end: int
+    text: str
+    vector: np.ndarray
+    words: set[str]
+    keys: set[str]
+    negated: bool
+
+
+@dataclass
+class _Claim:
+    text: str
+    vector: np.ndarray
+    words: set[str]
+    keys: set[str]
+    negated: bool
+
+
+class Attributor:
+    """Scores claims against source spans with an embedder and the calibrated weights.
+
+    Args:
+        embed: Embeds a list of texts into normalised vectors (e.g. ``Embedder.embed_documents``).
+        weights: The scoring (default: :data:`CALIBRATED`).
+        lock: Held while embedding (an embedder shared with a server's search).
+
+    Example:
+        >>> from phi3industry.retrieval.embeddings import load_embedder
+        >>> embedder = load_embedder()  # doctest: +SKIP
+        >>> attributor = Attributor(embedder.embed_documents)  # doctest: +SKIP
+        >>> claim, passage = "The AR7 carries 450 kg.", "Maximum payload: 450 kg"
+        >>> attributor.score(claim, [passage])  # doctest: +SKIP
+        0.93
+    """
+
+    def __init__(
+        self, embed: Embed, weights: Weights = CALIBRATED, lock: threading.Lock | None = None
+    ) -> None:
+        self._embed = embed
+        self.weights = weights
+        self._lock = lock or threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def describe(self) -> dict[str, Any]:
+        """The scoring and extraction settings (what an evaluation's cache records)."""
+        return {
+            "weights": asdict(self.weights),
+            "extract": [_EXTRACT_RECALL, _EXTRACT_KEYS, _EXTRACT_NEW, _EXTRACT_RANK],
+        }
+
+    # -- embedding, with a cache of the sentences seen --------------------------------------
+
+    def _vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        wanted = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if wanted:
+            with self._lock:
+                rows = np.asarray(self._embed(wanted), dtype=np.float32)
+            for text, row in zip(wanted, rows, strict=True):
+                self._cache[text] = row
+                if len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return {t: self._cache[t] for t in texts}
+
+    def _spans(self, passages: Sequence[tuple[int, str, str]]) -> list[_Span]:
+        """Every candidate span of the passages ``(n, text, context)``, embedded."""
+        sentences = {
+            text[x:y]
+            for _, text, _ in passages
+            for unit in _sentences(text, 0, len(text))
+            for x, y in unit
+        }
+        vectors = self._vectors(sorted(sentences))
+        spans = []
+        for n, text, context in passages:
+            context_words, context_keys = set(content_words(context)), key_terms(context)
+            for a, b in passage_spans(text):
+                spans += self._span(n, text, a, b, vectors, context_words, context_keys)
+        return spans
+
+    @staticmethod
+    def _span(
+        n: int,
+        text: str,
+        a: int,
+        b: int,
+        vectors: dict[str, np.ndarray],
+        context_words: set[str],
+        context_keys: set[str],
+    ) -> list[_Span]:
+        parts = [text[x:y] for unit in _sentences(text, a, b) for x, y in unit] or [text[a:b]]
+        vector = np.sum([vectors[p] for p in parts if p in vectors], axis=0)
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            return []
+        span = text[a:b]
+        return [
+            _Span(
+                n,
+                a,
+                b,
+                span,
+                vector / norm,
+                set(content_words(span)) | context_words,
+                key_terms(span) | context_keys,
+                negated(span),
+            )
+        ]
+
+    def _claim(self, text: str, vector: np.ndarray) -> _Claim:
+        return _Claim(text, vector, set(content_words(text)), key_terms(text), negated(text))
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    @staticmethod
+    def features(claim: _Claim, spans: Sequence[_Span]) -> tuple[float, ...]:
+        """The signals (see FEATURES) of ``claim`` against the union of ``spans``."""
+        cosine = max(0.0, max(float(claim.vector @ s.vector) for s in spans))
+        found_words: set[str] = set().union(*(s.words for s in spans))
+        found_keys: set[str] = set().union(*(s.keys for s in spans))
+        recall = _recall(claim.words, found_words)
+        missing = 1.0 if claim.keys - found_keys else 0.0
+        mismatch = 1.0 if claim.negated != any(s.negated for s in spans) else 0.0
+        lacking = min(3, round((1.0 - recall) * len(claim.words))) / 3
+        return cosine, recall, missing, mismatch, lacking
+
+    def candidates(self, claim: _Claim, spans: Sequence[_Span]) -> list[list[_Span]]:
+        """What may support ``claim``: each span, and pairs of the best spans of two sources."""
+        singles = sorted(spans, key=lambda s: -self.weights.score(self.features(claim, [s])))
+        # Each span of a pair must say part of the claim itself: a row's code beside another
+        # row's words is not support ("the right number from the wrong row").
+        top = [s for s in singles[:8] if _recall(claim.words, s.words) >= _MIN_SHARE]
+        pairs = [[a, b] for i, a in enumerate(top) for b in top[i + 1 :] if a.n != b.n]
+        return [[s] for s in singles] + pairs
+
+    def _support(self, claim: _Claim, spans: Sequence[_Span]) -> tuple[float, list[_Span]]:
+        """The best support of ``claim`` and the span(s) that give it (none: unsupported).
+
+        A single span wins when it reaches the threshold; otherwise two spans of two
+        different sources may, together (a claim that merges two facts).
+        """
+        options = self.candidates(claim, spans)
+        if not options:
+            return 0.0, []
+        scored = [(self.weights.score(self.features(claim, o)), o) for o in options]
+        best_single = max((x for x in scored if len(x[1]) == 1), key=lambda x: x[0])
+        if best_single[0] >= self.weights.threshold:
+            return best_single
+        best_pair = max((x for x in scored if len(x[1]) == 2), key=lambda x: x[0], default=None)
+        if best_pair is not None and best_pair[0] >= self.weights.threshold:
+            return best_pair
+        return best_single[0], []
+
+    def prepare(
+        self, claim: str, passages: Sequence[str], contexts: Sequence[str] | None = None
+    ) -> tuple[_Claim, list[_Span]]:
+        """The claim and the spans of ``passages``, embedded (for scoring and calibration).
+
+        ``contexts``: per passage, what it is about (document title, section path); its words
+        count as the passage's own (a claim about "the AR7" is supported by a line of the
+        AR7's specification that does not repeat the name).
+        """
+        contexts = contexts or [""] * len(passages)
+        items = [(n, p, c) for n, (p, c) in enumerate(zip(passages, contexts, strict=True), 1)]
+        return self._claim(claim, self._vectors([claim])[claim]), self._spans(items)
+
+    def score(
+        self, claim: str, passages: Sequence[str], contexts: Sequence[str] | None = None
+    ) -> float:
+        """How strongly ``passages`` (together) support ``claim``, from 0 to 1."""
+        prepared, spans = self.prepare(claim, passages, contexts)
+        return self._support(prepared, spans)[0]
+
+    def extract(self, question: str, sources: Sequence[Hit]) -> Quote | None:
+        """The span of ``sources`` that best answers ``question`` (extractive answering).
+
+        Spans are scored by their similarity to the question, the share of the question's
+        content words and of its numbers and codes they hold, and whether they say something
+        beyond the question (a heading that repeats the question is no answer), with a small
+        preference for better-ranked sources.
+
+        Returns:
+            The best span as a :class:`Quote` (offsets in its source document), or None
+            when there is no source.
+        """
+        spans = self._spans([(n, hit.text, context(hit)) for n, hit in enumerate(sources, 1)])
+        if not spans:
+            return None
+        vector = self._vectors([question])[question]
+        words, keys = set(content_words(question)), key_terms(question)
+
+        def relevance(span: _Span) -> float:
+            keys_found = len(keys & span.keys) / len(keys) if keys else 0.0
+            # what it says beyond the question: an answer that adds nothing is no answer
+            new = len(set(content_words(span.text)) - words) + len(key_terms(span.text) - keys)
+            return (
+                float(vector @ span.vector)
+                + _EXTRACT_RECALL * _recall(words, span.words)
+                + _EXTRACT_KEYS * keys_found
+                + _EXTRACT_NEW * min(new, 2) / 2
+                - _EXTRACT_RANK * (span.n - 1)
+            )
+
+        best = max(spans, key=relevance)
+        hit = sources[best.n - 1]
+        return Quote(
+            best.n,
+            hit.span[0] + best.start,
+            hit.span[0] + best.end,
+            best.text,
+            round(relevance(best), 4),
+        )
+
+    def attribute(self, text: str, sources: Sequence[Hit]) -> list[Claim]:
+        """Split ``text`` into claims and find each one's support among ``sources``.
+
+        Args:
+            text: The answer.
+            sources: What the model was shown; ``[n]`` is ``sources[n - 1]``.
+
+        Returns:
+            The claims in order, with their quotes (offsets in the source documents).
+        """
+        bounds = split_claims(text)
+        if not bounds:
+            return []
+        spans = self._spans([(n, hit.text, context(hit)) for n, hit in enumerate(sources, 1)])
+        texts = [" ".join(_MARKER.sub("", text[a:b]).split()) for a, b in bounds]
+        vectors = self._vectors(texts)
+        claims = []
+        for i, ((a, b), claim_text) in enumerate(zip(bounds, texts, strict=True)):
+            # The markers of a claim: inside it, or right after it (before the next claim).
+            tail = bounds[i + 1][0] if i + 1 < len(bounds) else len(text)
+            markers = parse_citations(text[a:tail], len(sources))
+            prepared = self._claim(claim_text, vectors[claim_text])
+            score, support = self._support(prepared, spans)
+            quotes = [
+                Quote(
+                    s.n,
+                    sources[s.n - 1].span[0] + s.start,
+                    sources[s.n - 1].span[0] + s.end,
+                    s.text,
+                    round(score, 4),
+                )
+                for s in support
+            ]
+            by_source = {n: [s for s in spans if s.n == n] for n in markers}
+            unsupported = [
+                n
+                for n in markers
+                if n not in {q.n for q in quotes} and self._support(prepared, by_source[n])[1] == []
+            ]
+            claims.append(
+                Claim(
+                    text=claim_text,
+                    span=(a, b),
+                    quotes=quotes,
+                    score=score,
+                    supported=bool(quotes),
+                    markers=markers,
+                    unsupported_markers=unsupported,
+                )
+            )
+        return claims
+
+
+# Extractive answering: how much a span's share of the question's words and codes, what it
+# adds beyond the question and its source's rank count beside its similarity to the question.
+# Chosen by bench/tune_extraction.py on the Django FAQ's training questions (token F1 of the
+# quote 0.487, was 0.124 with a length penalty and a small weight on what a span adds).
+_EXTRACT_RECALL = 0.3
+_EXTRACT_KEYS = 0.3
+_EXTRACT_NEW = 0.9
+_EXTRACT_RANK = 0.02
+_PREFIX = 5  # words sharing their first five letters are one word to a reader (clean, cleaned)
+
+
+def _recall(words: set[str], found: set[str]) -> float:
+    """The share of ``words`` found among ``found``, up to their first five letters."""
+    if not words:
+        return 0.0
+    prefixes = {w[:_PREFIX] for w in found if len(w) >= _PREFIX}
+    hits = sum(w in found or (len(w) >= _PREFIX and w[:_PREFIX] in prefixes) for w in words)
+    return hits / len(words)
+
+
+def context(hit: Hit) -> str:
+    """What a source is about: its document's title and its section path."""
+    return f"{hit.metadata.get('title') or ''} {hit.section or ''}".strip()
+
+
+def grounded_share(claims: Sequence[Claim]) -> float | None:
+    """The share of claims that are supported (None when the answer makes no claim)."""
+    return sum(c.supported for c in claims) / len(claims) if claims else None
+
+
+__all__ = [
+    "CALIBRATED",
+    "Attributor",
+    "Claim",
+    "Quote",
+    "Weights",
+    "grounded_share",
+    "split_claims",
+]

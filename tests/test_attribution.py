@@ -1,0 +1,266 @@
+"""Attribution: claims, the spans that support them, calibrated on labelled pairs, in answers.
+
+The labelled pairs (tests/data/attribution_pairs.jsonl, built by
+bench/make_attribution_pairs.py from the sample knowledge base and the Django FAQ) hold a
+held-out part that calibration never saw: the shipped weights are measured on it here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import operator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phi3industry import Pipeline, PipelineConfig, Retriever, RetrieverConfig
+from phi3industry.demo import sample_kb_dir
+from phi3industry.errors import ConfigError
+from phi3industry.generation import Generation
+from phi3industry.pipeline.attribution import CALIBRATED, Attributor, passage_spans, split_claims
+from phi3industry.pipeline.config import resolve_answer_mode
+from phi3industry.qa import content_words, key_terms
+from phi3industry.retrieval.embeddings import load_embedder
+
+PAIRS = Path(__file__).parent / "data" / "attribution_pairs.jsonl"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (see conftest.one_torch_thread)."""
+
+
+@pytest.fixture(scope="module")
+def attributor(_session_env: None) -> Attributor:
+    return Attributor(load_embedder(backend="onnx-int8").embed_documents)
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory: pytest.TempPathFactory, _session_env: None) -> Retriever:
+    retriever = Retriever(
+        RetrieverConfig(path=str(tmp_path_factory.mktemp("attr") / "index"), progress=False)
+    )
+    retriever.sync([sample_kb_dir() / "docs"])
+    return retriever
+
+
+@pytest.fixture(scope="module")
+def pipe(kb: Retriever, tiny_phi3_dir: Path) -> Pipeline:
+    return Pipeline(
+        retriever=kb,
+        model=str(tiny_phi3_dir),
+        config=PipelineConfig(k=3, max_new_tokens=4, answer_mode="generate"),
+    )
+
+
+# -- text: claims, spans, key terms -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "claims"),
+    [
+        (
+            "The AR7 carries 450 kg [1]. It runs for 10 h; charging takes 75 min.",
+            ["The AR7 carries 450 kg [1].", "It runs for 10 h", "charging takes 75 min."],
+        ),
+        ("Sure! Thanks.", []),
+        ("Answer: 450 kg [1]", ["450 kg [1]"]),
+        ("1. Check the dock. 2. Clean the pads.", ["Check the dock.", "Clean the pads."]),
+        (
+            "E-214 means drive motor over-temperature, and the operator must stop the robot.",
+            ["E-214 means drive motor over-temperature", "the operator must stop the robot."],
+        ),
+        ("Wipe both lidar windows with a dry, lint-free cloth and restart.", None),
+    ],
+)
+def test_split_claims(text: str, claims: list[str] | None) -> None:
+    got = [text[a:b] for a, b in split_claims(text)]
+    assert got == (claims if claims is not None else [text])
+
+
+def test_passage_spans_keep_table_rows_apart_and_records_whole() -> None:
+    table = "| Item | Warranty |\n| Robot | 24 months |\n| Battery | 12 months |"
+    spans = [table[a:b] for a, b in passage_spans(table)]
+    assert "| Battery | 12 months |" in spans
+    assert not any("Robot" in s and "Battery" in s for s in spans)  # never across rows
+    record = "code: E-214\nmessage: Drive motor over-temperature\naction: Let it cool."
+    assert record in [record[a:b] for a, b in passage_spans(record)]
+    wrapped = "The jog\n   speed is limited to 0.3 m/s. Entering SERVICE mode needs a PIN."
+    assert "The jog\n   speed is limited to 0.3 m/s." in [
+        wrapped[a:b] for a, b in passage_spans(wrapped)
+    ]
+
+
+def test_key_terms_and_content_words() -> None:
+    assert key_terms("E-214 occurs three times; replace NW-SP-2210 (450 kg, 20-80 %).") == {
+        "e-214",
+        "3",
+        "nw-sp-2210",
+        "450",
+        "20",
+        "80",
+    }
+    assert key_terms("Set SESSION_COOKIE_DOMAIN, not ManyToManyField; press RESUME.") == {
+        "session_cookie_domain",
+        "manytomanyfield",
+        "resume",
+    }
+    assert content_words("The robots stopped at the docks.") == ["robot", "stopp", "dock"]
+
+
+# -- the labelled pairs ---------------------------------------------------------------------------
+
+
+def _pairs() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_the_labelled_pairs_cover_the_hard_cases() -> None:
+    pairs = _pairs()
+    assert len(pairs) >= 150
+    kinds = {p["kind"] for p in pairs}
+    assert {"wrong-row", "paraphrase", "merged", "contradiction", "other-passage"} <= kinds
+    heldout = [p for p in pairs if p["split"] == "heldout"]
+    assert len(heldout) >= 40 and {p["corpus"] for p in heldout} == {"sample-kb", "django"}
+    # held out by passage: calibration never sees a held-out passage
+    held_ids = {p["passage_ids"][0] for p in heldout if len(p["passage_ids"]) == 1}
+    train_ids = {i for p in pairs if p["split"] == "train" for i in p["passage_ids"]}
+    assert held_ids and not held_ids & train_ids
+
+
+def test_calibrated_attribution_on_held_out_pairs(attributor: Attributor) -> None:
+    heldout = [p for p in _pairs() if p["split"] == "heldout"]
+    assert heldout
+    scores = [attributor.score(p["claim"], p["passages"], p["contexts"]) for p in heldout]
+    predicted = [s >= CALIBRATED.threshold for s in scores]
+    truth = [p["supported"] for p in heldout]
+    tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
+    precision, recall = tp / sum(predicted), tp / sum(truth)
+    f1 = 2 * precision * recall / (precision + recall)
+    # 0.881 with the shipped weights (bench/results/attribution.md), short of the 0.9 aimed
+    # at: the misses are contradictions that repeat the passage's words.
+    assert f1 >= 0.86, (precision, recall, f1)
+    wrong_row = [s for s, p in zip(scores, heldout, strict=True) if p["kind"] == "wrong-row"]
+    assert wrong_row and all(s < CALIBRATED.threshold for s in wrong_row)
+
+
+# -- in answers ---------------------------------------------------------------------------------
+
+
+def _answer(pipe: Pipeline, question: str, text: str, **overrides: Any) -> Any:
+    if overrides:
+        import dataclasses
+
+        pipe = Pipeline(
+            retriever=pipe.retriever,
+            model=pipe.generator,
+            config=dataclasses.replace(pipe.config, **overrides),
+        )
+    state = pipe._prompt_chain.invoke({"question": question, "strategy": "rag"})
+    return pipe.finish(state, Generation(text, "stop", 10, 5))
+
+
+def test_a_claim_in_the_sources_is_cited_with_its_quote(pipe: Pipeline) -> None:
+    answer = _answer(
+        pipe,
+        "What does error E-214 mean?",
+        "E-214 means the drive motor is over temperature. Let it cool for 15 minutes.",
+    )
+    assert answer.claims and all(c.supported for c in answer.claims)
+    assert answer.grounded == 1.0 and answer.citations
+    rows = [h for h in answer.citations if h.source.endswith("error-codes.csv")]
+    assert rows, [h.source for h in answer.citations]
+    quote = answer.claims[0].quotes[0]
+    document = (sample_kb_dir() / "docs/support/error-codes.csv").read_text()
+    assert "E-214" in quote.text and quote.start < quote.end
+    # the offsets are the document's: the loader's text of the CSV holds the quote there
+    from phi3industry.retrieval.documents import load_document
+
+    loaded = load_document(sample_kb_dir() / "docs/support/error-codes.csv").text
+    assert loaded[quote.start : quote.end] == quote.text and "E-214" in document
+    formatted = answer.format()
+    assert "[1]" in formatted.splitlines()[0] or "[2]" in formatted.splitlines()[0]
+    assert f'"{" ".join(quote.text.split())}"' in formatted
+
+
+def test_the_wrong_rows_claim_is_flagged_not_cited(pipe: Pipeline) -> None:
+    # E-214's code with E-102's meaning: the demo's failure of an earlier session
+    answer = _answer(
+        pipe,
+        "What does error E-214 mean?",
+        "E-214 means the safety lidar communication was lost [1].",
+        min_support=0.5,
+    )
+    assert [c.supported for c in answer.claims] == [False]
+    assert answer.citations == [] and answer.grounded == 0.0 and answer.flagged
+    assert answer.unsupported_markers == [1]
+    assert "low support: 0 of 1" in answer.format()
+    abstained = _answer(
+        pipe,
+        "What does error E-214 mean?",
+        "E-214 means the safety lidar communication was lost [1].",
+        min_support=0.5,
+        low_support="abstain",
+    )
+    assert abstained.abstained and abstained.text == pipe.config.abstain_message
+
+
+def test_a_model_marker_is_kept_only_when_its_source_supports_it(pipe: Pipeline) -> None:
+    answer = _answer(
+        pipe,
+        "What is the maximum payload of the AR7?",
+        "The maximum payload of the AR7 is 450 kg [3].",
+    )
+    claim = answer.claims[0]
+    assert claim.supported and claim.markers == [3]
+    assert [answer.sources[n - 1].source.rsplit("/", 1)[-1] for n in claim.sources] == [
+        "ar7-spec.txt"
+    ]
+    assert answer.sources[2].source.endswith("tickets.jsonl")  # what [3] named
+    assert claim.unsupported_markers == [3] and answer.unsupported_markers == [3]
+    assert answer.cited_text() == "The maximum payload of the AR7 is 450 kg [1]."
+
+
+def test_extractive_answers_quote_the_sources(kb: Retriever, tiny_phi3_dir: Path) -> None:
+    pipe = Pipeline(
+        retriever=kb,
+        model=str(tiny_phi3_dir),
+        config=PipelineConfig(k=3, answer_mode="extract"),
+    )
+    answer = pipe.invoke("What restocking fee applies when returning an unused product?")
+    assert answer.mode == "extract" and answer.usage["completion_tokens"] == 0
+    assert "15 %" in answer.text and answer.grounded == 1.0
+    assert answer.citations and answer.citations[0].source.endswith("returns-policy.md")
+    chunks = list(pipe.stream("What restocking fee applies when returning an unused product?"))
+    total = functools.reduce(operator.add, chunks)
+    assert total.text == answer.text and total.claims and total.citations
+    assert pipe.invoke("Say hi.", strategy="base").mode == "generate"  # no sources: generate
+
+
+def test_streaming_carries_claims_and_citations_in_the_last_chunk(pipe: Pipeline) -> None:
+    chunks = list(pipe.stream("What does error E-214 mean?"))
+    assert chunks[-1].last and chunks[-1].grounded is not None
+    assert chunks[-1].claims == pipe.invoke("What does error E-214 mean?").claims
+
+
+def test_answer_modes_resolve_per_model() -> None:
+    assert resolve_answer_mode("auto", "smollm2-135m-instruct") == "extract"
+    assert resolve_answer_mode("auto", "/cache/models/SmolLM2-135M-Instruct.Q4_1-ffc4") == "extract"
+    assert resolve_answer_mode("auto", "phi-3-mini-4k-instruct") == "generate"
+    assert resolve_answer_mode("generate", "smollm2-135m-instruct") == "generate"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"answer_mode": "quote"}, "answer_mode must be one of auto, generate, extract"),
+        ({"min_support": 1.5}, "min_support must be between 0 and 1"),
+        ({"low_support": "drop"}, "low_support must be one of flag, abstain"),
+        ({"min_support": 0.5, "attribution": False}, "min_support needs attribution"),
+    ],
+)
+def test_answer_policy_config_errors(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        PipelineConfig(**kwargs)
