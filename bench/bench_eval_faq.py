@@ -142,7 +142,9 @@ def build_config(args: argparse.Namespace, out: Path) -> EvalConfig:
     for name, part in ((f"{prefix}_heldout.jsonl", held), (f"{prefix}_train.jsonl", train)):
         (out / name).write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
     print(f"{args.corpus} FAQ: {len(rows)} questions, {len(held)} held out, {len(train)} train")
-    if trains:
+    if args.strategies:
+        strategies = args.strategies.split(",")
+    elif trains:
         strategies = [
             "base",
             "rag@generate",
@@ -177,6 +179,7 @@ def build_config(args: argparse.Namespace, out: Path) -> EvalConfig:
             lora_alpha=32,
             batch_size=2,
             max_length=512,
+            eval_fraction=0.02,  # the adapters' own before/after metrics: a small sample
             seed=0,
         ),
     )
@@ -193,6 +196,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy box)")
     parser.add_argument("--smoke", action="store_true", help="3 questions, 2 steps")
     parser.add_argument("--prepare", action="store_true", help="index and questions only")
+    parser.add_argument(
+        "--strategies", help="comma-separated subset (default: every strategy of the corpus)"
+    )
     parser.add_argument("--results", action="store_true", help="copy the report to bench/results")
     args = parser.parse_args()
 

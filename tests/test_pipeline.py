@@ -530,3 +530,18 @@ def test_cli_ask_json(index_dir: Path, tiny_phi3_dir: Path) -> None:
         timeout=300,
     )
     assert bad.returncode == 1 and "strategy must be one of" in bad.stderr
+
+
+def test_auto_answer_mode_quotes_without_an_adapter_and_generates_with_one(
+    tiny_pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phi3industry.pipeline import config as pipeline_config
+
+    monkeypatch.setitem(pipeline_config.MEASURED_ANSWER_MODES, "tiny-phi3", "extract")
+    assert tiny_pipe.invoke(QUESTION).mode == "extract"
+    # The measured mode is the base model's: an adapter was tuned to write, so it writes.
+    assert tiny_pipe.invoke(QUESTION, strategy="rag+finetuned").mode == "generate"
+    asked = tiny_pipe.invoke(QUESTION, strategy="rag+finetuned", answer_mode="extract")
+    assert asked.mode == "extract" and asked.citations
+    with pytest.raises(QueryError, match="answer_mode must be one of auto, generate, extract"):
+        tiny_pipe.invoke(QUESTION, answer_mode="summarize")

@@ -359,7 +359,7 @@ def evaluate(
     for raft_role in ("raft", "raft-random"):
         if raft_role not in names and raft_role in loaded:
             names[raft_role] = raft_role
-    plan: dict[str, tuple[str, str | None, str]] = {}
+    plan: dict[str, tuple[str, str | None, str | None]] = {}
     for strategy, (row, mode) in rows.items():
         pipe_strategy, role = row.pipeline_strategy, row.adapter
         adapter = names.get(role) if role else None
@@ -371,7 +371,7 @@ def evaluate(
             )
         if row.retrieves and pipe.retriever is None:
             raise ConfigError(f"Strategy {strategy!r} needs a retriever; the pipeline has none.")
-        plan[strategy] = (pipe_strategy, adapter, mode or pipe.answer_mode)
+        plan[strategy] = (pipe_strategy, adapter, mode)
 
     cfg = pipe.config
     k = cfg.k
@@ -403,7 +403,9 @@ def evaluate(
             {
                 **common,
                 "strategy": strategy,
-                "answer_mode": mode if STRATEGIES[pipe_strategy].retrieves else None,
+                "answer_mode": (
+                    (mode or cfg.answer_mode) if STRATEGIES[pipe_strategy].retrieves else None
+                ),
                 "adapter": _file_stamp(adapter_paths.get(adapter)) if adapter else None,
             }
         )

@@ -209,7 +209,8 @@ class PipelineConfig(ConfigBase):
         metadata={
             "help": "With sources: 'generate' (the model writes the answer), 'extract' (the "
             "best supporting passage of the sources, quoted), or 'auto' (the mode measured "
-            "best for the model: extract for smollm2-135m-instruct, else generate)."
+            "best for the model: extract for smollm2-135m-instruct, else generate; "
+            "strategies with an adapter generate)."
         },
     )
     attribution: bool = field(

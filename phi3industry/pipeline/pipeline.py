@@ -403,11 +403,13 @@ class Pipeline(Runnable[Any, Answer]):
         adapter = data.pop("adapter", None)
         history, system = data.pop("history", None), data.pop("system", None)
         k = data.pop("k", None) or cfg.k
-        answer_mode = data.pop("answer_mode", None) or self.answer_mode
+        answer_mode = data.pop("answer_mode", None) or cfg.answer_mode
         if answer_mode not in ANSWER_MODES:
             raise QueryError(
                 f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {answer_mode!r}."
             )
+        if answer_mode == "auto" and STRATEGIES[strategy].uses_adapter:
+            answer_mode = "generate"  # the mode measured for the model is the base model's
         if data:
             allowed = [*_INPUT_KEYS, *dataclasses.asdict(sampling)]
             raise QueryError(f"Unknown input key(s) {sorted(data)}; allowed: {', '.join(allowed)}.")
