@@ -16,6 +16,9 @@ batch size, sequence length, LoRA rank and number of optimizer steps:
 * ``ours-lean``: our Tuner with the CookBook arm's own settings (``precision="bf16"``, i.e.
   bf16 autocast over fp32 weights on CPU, and ``gradient_checkpointing=True``): the
   like-for-like comparison with ``cookbook``.
+* ``ours-dora``: ``Tuner(method="dora")`` vs ``ours`` (what DoRA's magnitude vectors and
+  its per-step weight norm cost); ``ours-qdora`` (``method="qlora", use_dora=True``) vs
+  ``ours-qlora``.
 * ``ours-qlora``: ``Tuner(method="qlora")`` (4-bit NF4 base), vs ``ours``;
   ``ours-qlora-ckpt`` vs ``ours-ckpt``: the same pair with gradient checkpointing, where the
   activations weigh less against the weights.
@@ -91,6 +94,8 @@ OURS_ARMS: dict[str, dict[str, Any]] = {
     "ours-ckpt": {"method": "lora", "gradient_checkpointing": True},
     "ours-qlora": {"method": "qlora"},
     "ours-qlora-ckpt": {"method": "qlora", "gradient_checkpointing": True},
+    "ours-dora": {"method": "dora"},
+    "ours-qdora": {"method": "qlora", "use_dora": True},
 }
 #: Arms run per model, in order, and the model's overrides of COMMON.
 PLAN: dict[str, tuple[list[str], dict[str, Any]]] = {
@@ -99,6 +104,7 @@ PLAN: dict[str, tuple[list[str], dict[str, Any]]] = {
         [
             *("ours", "ours-lean", "cookbook-fp32", "cookbook"),
             *("ours-own-loss", "ours-ckpt", "ours-qlora", "ours-qlora-ckpt"),
+            *("ours-dora", "ours-qdora"),
         ],
         {},
     ),
@@ -110,6 +116,8 @@ PLAN: dict[str, tuple[list[str], dict[str, Any]]] = {
 #: (arm, baseline) pairs compared on speed and memory, and QLoRA vs LoRA pairs.
 SPEED_PAIRS = [("ours", "cookbook"), ("ours", "cookbook-fp32"), ("ours-lean", "cookbook")]
 QLORA_PAIRS = [("ours-qlora", "ours"), ("ours-qlora-ckpt", "ours-ckpt")]
+#: DoRA vs LoRA on the same base: what the magnitude vectors cost in time and memory.
+DORA_PAIRS = [("ours-dora", "ours"), ("ours-qdora", "ours-qlora")]
 #: Training data regimes: the whole knowledge base (long documents + Q&A), or the chat Q&A
 #: alone (the CookBook's own use case: short examples padded to max_length).
 DATA_SOURCES = {
@@ -415,6 +423,20 @@ def compare(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "held_out_ppl": [qlora["held_out_ppl_after"], lora["held_out_ppl_after"]],
                 "same_run": qlora.get("run") == lora.get("run"),
             }
+        for arm, base in DORA_PAIRS:
+            dora, lora = by.get((model, arm)), by.get((model, base))
+            if dora is None or lora is None:
+                continue
+            out[f"{model}: {arm} vs {base}"] = {
+                "dora": True,
+                "peak_rss_ratio": _ratio(dora["peak_rss_mib"], lora["peak_rss_mib"]),
+                "train_time_ratio": _ratio(dora["train_runtime_s"], lora["train_runtime_s"]),
+                "tokens_per_s_ratio": _ratio(
+                    dora["nonpad_tokens_per_s"], lora["nonpad_tokens_per_s"]
+                ),
+                "held_out_ppl": [dora["held_out_ppl_after"], lora["held_out_ppl_after"]],
+                "same_run": dora.get("run") == lora.get("run"),
+            }
     return out
 
 
@@ -463,7 +485,13 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
     lines += ["", "## Ratios", ""]
     for name, c in payload["comparisons"].items():
         mixed = "" if c.get("same_run", True) else " (arms from different runs)"
-        if "tokens_per_s_ratio" in c:
+        if c.get("dora"):
+            lines.append(
+                f"- {name}: train time x{c['train_time_ratio']:.2f}; non-padding tokens/s "
+                f"x{c['tokens_per_s_ratio']:.2f}; peak RSS x{c['peak_rss_ratio']:.2f}; held-out "
+                f"ppl {c['held_out_ppl'][0]:.2f} vs {c['held_out_ppl'][1]:.2f}{mixed}"
+            )
+        elif "tokens_per_s_ratio" in c:
             lines.append(
                 f"- {name}: non-padding tokens/s x{_verdict(c['tokens_per_s_ratio'], 2.0, True)}; "
                 f"peak RSS x{_verdict(c['peak_rss_ratio'], 1.0, False)}; held-out ppl "

@@ -35,7 +35,17 @@ class TunerConfig(ConfigBase):
         default=DEFAULT_MODEL,
         metadata={"help": "Base model: short name, hub id, local directory or .gguf file."},
     )
-    method: str = field(default="lora", metadata={"help": "'lora', 'qlora' (4-bit) or 'dora'."})
+    method: str = field(
+        default="lora",
+        metadata={"help": "'lora', 'qlora' (4-bit base) or 'dora' (= 'lora' with use_dora)."},
+    )
+    use_dora: bool = field(
+        default=False,
+        metadata={
+            "help": "DoRA (weight-decomposed LoRA) on top of method: with method='qlora' "
+            "it is QDoRA, DoRA over a 4-bit base. method='dora' sets it."
+        },
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on LoRA inputs."})
@@ -158,6 +168,8 @@ class TunerConfig(ConfigBase):
             isinstance(self.seed, int) and 0 <= self.seed < 2**32,
             f"seed must be an integer from 0 to 2**32 - 1 (numpy's range), got {self.seed!r}.",
         )
+        if self.method == "dora":
+            self.use_dora = True
         if isinstance(self.target_modules, str) and self.target_modules != "all-linear":
             self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
         check(

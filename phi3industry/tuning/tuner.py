@@ -251,7 +251,7 @@ class Tuner:
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
             target_modules=targets,
-            use_dora=cfg.method == "dora",
+            use_dora=cfg.use_dora,
             bias="none",
             task_type="CAUSAL_LM",
         )
