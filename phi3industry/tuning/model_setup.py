@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from phi3industry.errors import ConfigError, DependencyMissingError, TargetModulesError
@@ -28,6 +29,61 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def local_device_index() -> int:
+    """The CUDA device this process trains on.
+
+    An ``Accelerator`` already set up decides (its device); otherwise ``LOCAL_RANK``, which
+    ``torchrun`` and ``accelerate launch`` set for each process; otherwise the current
+    device (0 unless the caller chose another with ``torch.cuda.set_device``).
+
+    Raises:
+        ConfigError: If ``LOCAL_RANK`` is not an integer or names a GPU that is not visible.
+    """
+    import torch
+    from accelerate.state import AcceleratorState, is_initialized
+
+    if is_initialized():
+        device = AcceleratorState().device
+        if device.type == "cuda":
+            return int(device.index if device.index is not None else torch.cuda.current_device())
+    raw = os.environ.get("LOCAL_RANK")
+    if raw is None:
+        return int(torch.cuda.current_device())
+    try:
+        index = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"LOCAL_RANK must be an integer (the process's GPU on this node), got {raw!r}. "
+            "Launch with torchrun or accelerate launch, which set it, or unset it."
+        ) from None
+    count = torch.cuda.device_count()
+    if not 0 <= index < count:
+        raise ConfigError(
+            f"LOCAL_RANK={index} but this process sees {count} CUDA device(s) (check "
+            "CUDA_VISIBLE_DEVICES): launch at most one process per visible GPU "
+            "(torchrun --nproc-per-node <= the GPU count)."
+        )
+    return index
+
+
+def training_device_map(quantized: bool) -> dict[str, int | str] | None:
+    """Where ``from_pretrained`` puts the whole model in this process.
+
+    Each process of a multi-GPU run (torchrun, accelerate launch) loads its own replica onto
+    its own GPU (:func:`local_device_index`), never every replica onto GPU 0. A quantized
+    model must be placed as it is loaded; on CPU an unquantized one needs no map.
+
+    Args:
+        quantized: Whether the model is loaded in 4-bit or 8-bit.
+
+    Returns:
+        ``{"": gpu_index}`` on CUDA, ``{"": "cpu"}`` for a quantized model on CPU, else None.
+    """
+    if cuda_available():
+        return {"": local_device_index()}
+    return {"": "cpu"} if quantized else None
 
 
 def resolve_precision(precision: str) -> str:

@@ -59,6 +59,7 @@ from phi3industry.tuning.model_setup import (
     require_bitsandbytes,
     resolve_precision,
     restore_4bit_training_layout,
+    training_device_map,
     verify_adapters,
     weights_dtype,
 )
@@ -212,13 +213,13 @@ class Tuner:
     def _load_base(self) -> Any:
         quant = quantization_config(self.config, self.precision)
         kwargs: dict[str, Any] = {"dtype": weights_dtype(self.precision)}
+        device_map = training_device_map(quantized=quant is not None)
+        if device_map is not None:
+            kwargs["device_map"] = device_map
         if quant is not None:
             kwargs["quantization_config"] = quant
-            kwargs["device_map"] = {"": 0} if cuda_available() else {"": "cpu"}
             if not cuda_available():
                 kwargs["dtype"] = None if self.config.load_in_8bit else weights_dtype("fp32")
-        elif cuda_available():
-            kwargs["device_map"] = {"": _local_device_index()}
         return load_model(self.config.model, **kwargs)
 
     def _build_model(self) -> Any:
@@ -595,10 +596,6 @@ class Tuner:
             ``out_file``.
         """
         return export_gguf(self.config.output_dir, out_file, quantization=quantization)
-
-
-def _local_device_index() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def _world_size() -> int:
