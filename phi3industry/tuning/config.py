@@ -111,6 +111,27 @@ class TunerConfig(ConfigBase):
     eval_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of the data held out for evaluation."}
     )
+    eval_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Measure the held-out loss every N optimizer steps during training (0: "
+            "only before and after). Needs held-out data (eval_fraction > 0 or eval_data)."
+        },
+    )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={
+            "help": "Stop once the held-out loss has not improved for N evaluations in a row "
+            "(0: never). Needs eval_steps."
+        },
+    )
+    load_best_model_at_end: bool = field(
+        default=True,
+        metadata={
+            "help": "With eval_steps: end with the adapter of the lowest held-out loss, not "
+            "the last step's (save_steps must be a multiple of eval_steps)."
+        },
+    )
     save_steps: int = field(default=50, metadata={"help": "Checkpoint every N steps."})
     logging_steps: int = field(default=5, metadata={"help": "Log loss every N steps."})
     warmup_ratio: float = field(default=0.03, metadata={"help": "Linear warm-up fraction."})
@@ -163,6 +184,30 @@ class TunerConfig(ConfigBase):
         check(
             self.save_steps > 0 and self.logging_steps > 0,
             "save_steps and logging_steps must be positive.",
+        )
+        check(
+            isinstance(self.eval_steps, int) and self.eval_steps >= 0,
+            f"eval_steps must be 0 (off) or a positive integer, got {self.eval_steps!r}.",
+        )
+        check(
+            isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 0,
+            "early_stopping_patience must be 0 (off) or a positive integer, got "
+            f"{self.early_stopping_patience!r}.",
+        )
+        check(
+            not (self.early_stopping_patience and not self.eval_steps),
+            f"early_stopping_patience={self.early_stopping_patience} needs evaluations to "
+            "watch: set eval_steps > 0 too (e.g. eval_steps=save_steps).",
+        )
+        check(
+            not (
+                self.eval_steps
+                and self.load_best_model_at_end
+                and self.save_steps % self.eval_steps
+            ),
+            f"save_steps ({self.save_steps}) must be a multiple of eval_steps "
+            f"({self.eval_steps}) so that the best evaluated step has a checkpoint to restore: "
+            f"set save_steps={self.eval_steps}, or load_best_model_at_end=False.",
         )
         check(
             isinstance(self.seed, int) and 0 <= self.seed < 2**32,
