@@ -57,6 +57,14 @@ class TunerConfig(ConfigBase):
         },
     )
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate."})
+    optim: str = field(
+        default="adamw_torch_fused",
+        metadata={
+            "help": "Optimizer, a transformers name: 'adamw_torch_fused' (default), "
+            "'adamw_torch', 'paged_adamw_8bit' (QLoRA on a CUDA GPU: 8-bit states, paged), "
+            "'adamw_8bit', ... Checked against what can run here."
+        },
+    )
     num_epochs: float = field(default=1.0, metadata={"help": "Passes over the training data."})
     max_steps: int = field(
         default=-1, metadata={"help": "Optimizer steps; overrides num_epochs when > 0."}

@@ -51,6 +51,7 @@ from phi3industry.tuning.config import TunerConfig
 from phi3industry.tuning.cpu_memory import limit_heap_retention
 from phi3industry.tuning.gguf import export_gguf
 from phi3industry.tuning.model_setup import (
+    check_optimizer,
     check_target_modules,
     count_parameters,
     cuda_available,
@@ -183,6 +184,7 @@ class Tuner:
         self.precision = resolve_precision(config.precision)
         if config.method == "qlora":
             require_bitsandbytes()
+        check_optimizer(config.optim)
         self._tokenizer: Any = None
         self._model: Any = None
         self.domain_terms: list[str] = []
@@ -342,6 +344,7 @@ class Tuner:
             per_device_eval_batch_size=cfg.batch_size,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             learning_rate=cfg.learning_rate,
+            optim=cfg.optim,
             num_train_epochs=cfg.num_epochs,
             max_steps=cfg.max_steps,
             warmup_steps=cfg.warmup_ratio,
