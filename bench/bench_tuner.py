@@ -16,6 +16,14 @@ batch size, sequence length, LoRA rank and number of optimizer steps:
 * ``ours-lean``: our Tuner with the CookBook arm's own settings (``precision="bf16"``, i.e.
   bf16 autocast over fp32 weights on CPU, and ``gradient_checkpointing=True``): the
   like-for-like comparison with ``cookbook``.
+* ``trl``: TRL's ``SFTTrainer`` done right, set up as ``ours`` is (Q&A rows as
+  prompt-completion pairs in the model's chat template, packing on, loss on completions
+  only, fp32, no checkpointing, the same LoRA targets, learning rate, cosine schedule and
+  warm-up): the like-for-like baseline for ``ours`` (``--data qa`` only);
+  ``trl-defaults``: the same with transformers' default schedule (linear, no warm-up).
+* ``ours-dora``: ``Tuner(method="dora")`` vs ``ours`` (what DoRA's magnitude vectors and
+  its per-step weight norm cost); ``ours-qdora`` (``method="qlora", use_dora=True``) vs
+  ``ours-qlora``.
 * ``ours-qlora``: ``Tuner(method="qlora")`` (4-bit NF4 base), vs ``ours``;
   ``ours-qlora-ckpt`` vs ``ours-ckpt``: the same pair with gradient checkpointing, where the
   activations weigh less against the weights.
@@ -91,14 +99,17 @@ OURS_ARMS: dict[str, dict[str, Any]] = {
     "ours-ckpt": {"method": "lora", "gradient_checkpointing": True},
     "ours-qlora": {"method": "qlora"},
     "ours-qlora-ckpt": {"method": "qlora", "gradient_checkpointing": True},
+    "ours-dora": {"method": "dora"},
+    "ours-qdora": {"method": "qlora", "use_dora": True},
 }
 #: Arms run per model, in order, and the model's overrides of COMMON.
 PLAN: dict[str, tuple[list[str], dict[str, Any]]] = {
-    "tiny-phi3": (["ours", "ours-lean", "cookbook-fp32", "cookbook"], {}),
+    "tiny-phi3": (["ours", "ours-lean", "cookbook-fp32", "cookbook", "trl", "trl-defaults"], {}),
     "smollm2": (
         [
             *("ours", "ours-lean", "cookbook-fp32", "cookbook"),
             *("ours-own-loss", "ours-ckpt", "ours-qlora", "ours-qlora-ckpt"),
+            *("ours-dora", "ours-qdora", "trl", "trl-defaults"),
         ],
         {},
     ),
@@ -108,8 +119,16 @@ PLAN: dict[str, tuple[list[str], dict[str, Any]]] = {
     ),
 }
 #: (arm, baseline) pairs compared on speed and memory, and QLoRA vs LoRA pairs.
-SPEED_PAIRS = [("ours", "cookbook"), ("ours", "cookbook-fp32"), ("ours-lean", "cookbook")]
+SPEED_PAIRS = [
+    ("ours", "cookbook"),
+    ("ours", "cookbook-fp32"),
+    ("ours-lean", "cookbook"),
+    ("ours", "trl"),
+    ("ours", "trl-defaults"),
+]
 QLORA_PAIRS = [("ours-qlora", "ours"), ("ours-qlora-ckpt", "ours-ckpt")]
+#: DoRA vs LoRA on the same base: what the magnitude vectors cost in time and memory.
+DORA_PAIRS = [("ours-dora", "ours"), ("ours-qdora", "ours-qlora")]
 #: Training data regimes: the whole knowledge base (long documents + Q&A), or the chat Q&A
 #: alone (the CookBook's own use case: short examples padded to max_length).
 DATA_SOURCES = {
@@ -226,7 +245,10 @@ class _CountingCollator:
 
     def __call__(self, examples: list[Any]) -> Any:
         batch = self.collator(examples)
-        self._pending.append((int(batch["attention_mask"].sum()), int(batch["input_ids"].numel())))
+        total = int(batch["input_ids"].numel())
+        mask = batch.get("attention_mask")
+        # padding-free batches (TRL's packing) carry no mask and no padding
+        self._pending.append((int(mask.sum()) if mask is not None else total, total))
         return batch
 
     def attach(self, model: Any) -> Any:
@@ -328,6 +350,102 @@ def run_cookbook(model_name: str, steps: int, trl_defaults: bool, workdir: Path)
     }
 
 
+def run_trl(model_name: str, steps: int, workdir: Path, our_schedule: bool) -> dict[str, Any]:
+    """TRL's ``SFTTrainer`` done right, set up as our Tuner is: a like-for-like baseline.
+
+    The same Q&A rows as conversational prompt-completion pairs (rendered with the model's
+    own chat template by TRL), packing on (best-fit decreasing, padding-free: position ids
+    restart per example), loss on the completions only, fp32, no checkpointing, the
+    Tuner's default LoRA targets for the model, the same learning rate, cosine schedule,
+    warm-up fraction and weight decay. Raw-text examples have no prompt-completion form and
+    are left out: run it with ``--data qa``. ``our_schedule=False`` (arm ``trl-defaults``)
+    keeps transformers' default schedule instead (linear decay, no warm-up), as a TRL user
+    who sets everything else right would run it.
+    """
+    import datasets
+    import torch
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from phi3industry.models import load_model, load_tokenizer, resolve_model
+    from phi3industry.tuning.config import TunerConfig
+    from phi3industry.tuning.model_setup import default_target_modules
+
+    train_ex, eval_ex = _data()
+    chats = [ex for ex in train_ex if ex.is_chat]
+    if len(chats) != len(train_ex):
+        raise SystemExit("the trl arm trains on chat Q&A only: run it with --data qa")
+    rows = [{"prompt": ex.messages[:-1], "completion": ex.messages[-1:]} for ex in chats]
+    path = resolve_model(model_name)
+    tokenizer = load_tokenizer(path, padding_side="right")  # pad != eos, as the Tuner's
+    model = load_model(path, dtype=torch.float32)
+    # The Tuner's schedule: cosine, warm-up passed as a fraction (< 1) of the steps.
+    schedule: dict[str, Any] = (
+        {"lr_scheduler_type": "cosine", "warmup_steps": TunerConfig().warmup_ratio}
+        if our_schedule
+        else {}
+    )
+    args = SFTConfig(
+        output_dir=str(workdir / "trl"),
+        max_steps=steps,
+        per_device_train_batch_size=COMMON["batch_size"],
+        learning_rate=COMMON["learning_rate"],
+        weight_decay=0.0,
+        max_length=COMMON["max_length"],
+        packing=True,
+        packing_strategy="bfd",
+        completion_only_loss=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        logging_steps=max(1, steps),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=COMMON["seed"],
+        data_seed=COMMON["seed"],
+        disable_tqdm=True,
+        **schedule,
+    )
+    lora = LoraConfig(
+        r=COMMON["lora_r"],
+        lora_alpha=COMMON["lora_alpha"],
+        lora_dropout=COMMON["lora_dropout"],
+        target_modules=default_target_modules(model),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
+    counting = _CountingCollator(trainer.data_collator)
+    trainer.data_collator = counting
+    hook = counting.attach(trainer.model)
+    start = time.perf_counter()
+    out = trainer.train()
+    runtime = time.perf_counter() - start
+    hook.remove()
+    peft_model: Any = trainer.model
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    return {
+        "steps": int(out.global_step),
+        "train_runtime_s": runtime,
+        "nonpad_tokens": counting.nonpad,
+        "nonpad_tokens_per_s": counting.nonpad / runtime,
+        "padding_fraction": 1 - counting.nonpad / max(1, counting.total),
+        "held_out_ppl_before": None,
+        "held_out_ppl_after": _held_out_perplexity(peft_model, model_name, eval_ex),
+        "precision": "fp32",
+        "gradient_checkpointing": False,
+        "packing": True,
+        "adapted_modules": _adapted(peft_model),
+        "trainable_params": trainable,
+    }
+
+
 def child(spec: dict[str, Any], out_file: Path) -> None:
     import torch
 
@@ -338,6 +456,8 @@ def child(spec: dict[str, Any], out_file: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if spec["arm"] in OURS_ARMS:
             res = run_ours(model, spec["steps"], spec["arm"], Path(tmp))
+        elif spec["arm"] in ("trl", "trl-defaults"):
+            res = run_trl(model, spec["steps"], Path(tmp), our_schedule=spec["arm"] == "trl")
         else:
             res = run_cookbook(model, spec["steps"], spec["arm"] == "cookbook", Path(tmp))
     out_file.write_text(json.dumps(res))
@@ -415,6 +535,20 @@ def compare(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "held_out_ppl": [qlora["held_out_ppl_after"], lora["held_out_ppl_after"]],
                 "same_run": qlora.get("run") == lora.get("run"),
             }
+        for arm, base in DORA_PAIRS:
+            dora, lora = by.get((model, arm)), by.get((model, base))
+            if dora is None or lora is None:
+                continue
+            out[f"{model}: {arm} vs {base}"] = {
+                "dora": True,
+                "peak_rss_ratio": _ratio(dora["peak_rss_mib"], lora["peak_rss_mib"]),
+                "train_time_ratio": _ratio(dora["train_runtime_s"], lora["train_runtime_s"]),
+                "tokens_per_s_ratio": _ratio(
+                    dora["nonpad_tokens_per_s"], lora["nonpad_tokens_per_s"]
+                ),
+                "held_out_ppl": [dora["held_out_ppl_after"], lora["held_out_ppl_after"]],
+                "same_run": dora.get("run") == lora.get("run"),
+            }
     return out
 
 
@@ -463,7 +597,13 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
     lines += ["", "## Ratios", ""]
     for name, c in payload["comparisons"].items():
         mixed = "" if c.get("same_run", True) else " (arms from different runs)"
-        if "tokens_per_s_ratio" in c:
+        if c.get("dora"):
+            lines.append(
+                f"- {name}: train time x{c['train_time_ratio']:.2f}; non-padding tokens/s "
+                f"x{c['tokens_per_s_ratio']:.2f}; peak RSS x{c['peak_rss_ratio']:.2f}; held-out "
+                f"ppl {c['held_out_ppl'][0]:.2f} vs {c['held_out_ppl'][1]:.2f}{mixed}"
+            )
+        elif "tokens_per_s_ratio" in c:
             lines.append(
                 f"- {name}: non-padding tokens/s x{_verdict(c['tokens_per_s_ratio'], 2.0, True)}; "
                 f"peak RSS x{_verdict(c['peak_rss_ratio'], 1.0, False)}; held-out ppl "
@@ -624,6 +764,8 @@ def main() -> None:
             name = f"{model}:{arm}"
             if name in args.skip or (args.only and name not in args.only):
                 continue
+            if arm.startswith("trl") and args.data != "qa":
+                continue  # prompt-completion rows only: the Q&A regime
             specs.append(
                 {
                     "model": model,

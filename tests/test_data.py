@@ -140,8 +140,11 @@ def test_bad_csv_row_and_sources(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="Training data not found"):
         load_examples(tmp_path / "missing.jsonl")
     (tmp_path / "x.pdf").write_bytes(b"%PDF")
-    with pytest.raises(DataFormatError, match=r"unsupported file type '\.pdf'"):
+    with pytest.raises(DataFormatError, match=r"Cannot parse PDF .*x\.pdf"):
         load_examples(tmp_path / "x.pdf")
+    (tmp_path / "x.docx").write_bytes(b"PK")
+    with pytest.raises(DataFormatError, match=r"unsupported file type '\.docx'; use .*\.pdf"):
+        load_examples(tmp_path / "x.docx")
     with pytest.raises(DataFormatError, match="empty list"):
         load_examples([])
     with pytest.raises(DataFormatError, match="Cannot read training data of type int"):
@@ -163,9 +166,9 @@ def test_directory_mixes_rows_and_documents(tmp_path: Path) -> None:
     ex = load_examples(tmp_path)
     texts = sorted(e.text for e in ex if not e.is_chat)
     assert texts == [
-        "# Guide\nThe flux valve is torqued to 12 Nm.",
+        "# Guide\n\nThe flux valve is torqued to 12 Nm.",
         "Cryo line SOP.",
-        "part: valve; price: 12",
+        "part: valve\nprice: 12",  # rendered as ingest renders a CSV record
     ]
     assert sum(e.is_chat for e in ex) == 1
 

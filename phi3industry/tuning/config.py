@@ -35,7 +35,17 @@ class TunerConfig(ConfigBase):
         default=DEFAULT_MODEL,
         metadata={"help": "Base model: short name, hub id, local directory or .gguf file."},
     )
-    method: str = field(default="lora", metadata={"help": "'lora', 'qlora' (4-bit) or 'dora'."})
+    method: str = field(
+        default="lora",
+        metadata={"help": "'lora', 'qlora' (4-bit base) or 'dora' (= 'lora' with use_dora)."},
+    )
+    use_dora: bool = field(
+        default=False,
+        metadata={
+            "help": "DoRA (weight-decomposed LoRA) on top of method: with method='qlora' "
+            "it is QDoRA, DoRA over a 4-bit base. method='dora' sets it."
+        },
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on LoRA inputs."})
@@ -47,6 +57,14 @@ class TunerConfig(ConfigBase):
         },
     )
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate."})
+    optim: str = field(
+        default="adamw_torch_fused",
+        metadata={
+            "help": "Optimizer, a transformers name: 'adamw_torch_fused' (default), "
+            "'adamw_torch', 'paged_adamw_8bit' (QLoRA on a CUDA GPU: 8-bit states, paged), "
+            "'adamw_8bit', ... Checked against what can run here."
+        },
+    )
     num_epochs: float = field(default=1.0, metadata={"help": "Passes over the training data."})
     max_steps: int = field(
         default=-1, metadata={"help": "Optimizer steps; overrides num_epochs when > 0."}
@@ -100,6 +118,27 @@ class TunerConfig(ConfigBase):
     )
     eval_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of the data held out for evaluation."}
+    )
+    eval_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Measure the held-out loss every N optimizer steps during training (0: "
+            "only before and after). Needs held-out data (eval_fraction > 0 or eval_data)."
+        },
+    )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={
+            "help": "Stop once the held-out loss has not improved for N evaluations in a row "
+            "(0: never). Needs eval_steps."
+        },
+    )
+    load_best_model_at_end: bool = field(
+        default=True,
+        metadata={
+            "help": "With eval_steps: end with the adapter of the lowest held-out loss, not "
+            "the last step's (save_steps must be a multiple of eval_steps)."
+        },
     )
     save_steps: int = field(default=50, metadata={"help": "Checkpoint every N steps."})
     logging_steps: int = field(default=5, metadata={"help": "Log loss every N steps."})
@@ -155,9 +194,35 @@ class TunerConfig(ConfigBase):
             "save_steps and logging_steps must be positive.",
         )
         check(
+            isinstance(self.eval_steps, int) and self.eval_steps >= 0,
+            f"eval_steps must be 0 (off) or a positive integer, got {self.eval_steps!r}.",
+        )
+        check(
+            isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 0,
+            "early_stopping_patience must be 0 (off) or a positive integer, got "
+            f"{self.early_stopping_patience!r}.",
+        )
+        check(
+            not (self.early_stopping_patience and not self.eval_steps),
+            f"early_stopping_patience={self.early_stopping_patience} needs evaluations to "
+            "watch: set eval_steps > 0 too (e.g. eval_steps=save_steps).",
+        )
+        check(
+            not (
+                self.eval_steps
+                and self.load_best_model_at_end
+                and self.save_steps % self.eval_steps
+            ),
+            f"save_steps ({self.save_steps}) must be a multiple of eval_steps "
+            f"({self.eval_steps}) so that the best evaluated step has a checkpoint to restore: "
+            f"set save_steps={self.eval_steps}, or load_best_model_at_end=False.",
+        )
+        check(
             isinstance(self.seed, int) and 0 <= self.seed < 2**32,
             f"seed must be an integer from 0 to 2**32 - 1 (numpy's range), got {self.seed!r}.",
         )
+        if self.method == "dora":
+            self.use_dora = True
         if isinstance(self.target_modules, str) and self.target_modules != "all-linear":
             self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
         check(

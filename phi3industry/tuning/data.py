@@ -42,7 +42,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phi3industry._textfiles import iter_csv, iter_jsonl, parse_json, read_utf8
-from phi3industry.errors import DataFormatError
+from phi3industry.errors import DataFormatError, DocumentError
+from phi3industry.retrieval.documents import SUPPORTED_SUFFIXES as DOCUMENT_SUFFIXES
+from phi3industry.retrieval.documents import load_document
 
 if TYPE_CHECKING:
     import datasets
@@ -51,8 +53,13 @@ if TYPE_CHECKING:
 IGNORE_INDEX = -100
 FORMATS = ("messages", "prompt_completion", "alpaca", "sharegpt", "text")
 ROLES = ("system", "user", "assistant")
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
 ROW_SUFFIXES = (".jsonl", ".json", ".csv")
+#: Documents read as raw text, with ingest's own loaders (PDF included, HTML through lxml).
+TEXT_SUFFIXES = tuple(s for s in DOCUMENT_SUFFIXES if s not in ROW_SUFFIXES)
+#: What marks a directory written by ``datasets``' ``save_to_disk``.
+_SAVED_DATASET_FILES = (("dataset_dict.json",), ("state.json", "dataset_info.json"))
+#: A hub dataset id: ``name`` or ``owner/name``.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 # A JSON "\ud800" escape decodes to a lone surrogate, which no tokenizer can encode.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SHAREGPT_ROLES = {
@@ -300,24 +307,8 @@ def _read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return list(_read_csv(path))
 
 
-def _read_text_file(path: Path) -> str:
-    text = read_utf8(path)
-    if path.suffix in (".html", ".htm"):
-        from bs4 import BeautifulSoup
-
-        try:
-            soup = BeautifulSoup(text, "html.parser")
-            for tag in soup(["script", "style"]):
-                tag.decompose()
-            text = soup.get_text("\n")
-        except Exception as exc:  # ParserRejectedMarkup, RecursionError...
-            raise DataFormatError(f"Cannot parse HTML in {path}: {type(exc).__name__}.") from exc
-    lines = [line.rstrip() for line in text.splitlines()]
-    return "\n".join(line for line in lines if line).strip()
-
-
 def _rows_as_text(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    """Render non-training rows (e.g. a product table in a knowledge base) as text."""
+    """Render non-training ``.json`` rows (ingest does not read ``.json``) as text."""
     lines = []
     for _, row in rows:
         if isinstance(row, dict):
@@ -325,11 +316,26 @@ def _rows_as_text(rows: list[tuple[str, dict[str, Any]]]) -> str:
     return _SURROGATE.sub("\ufffd", "\n".join(lines))
 
 
+def _document_text(path: Path, *, strict: bool) -> list[Example]:
+    """A document as ingest reads it (same loader, same text), as one raw-text example.
+
+    A file named on its own that cannot be read is an error; one found in a directory is
+    skipped with a warning naming the reason, as ingest skips it.
+    """
+    try:
+        text = load_document(path).text.strip()
+    except DocumentError as exc:
+        if strict:
+            raise DataFormatError(str(exc)) from exc
+        warnings.warn(f"Training data: skipped {path}: {exc}", stacklevel=2)
+        return []
+    return [Example(text=text, where=path.name)] if text else []
+
+
 def _examples_from_file(path: Path, *, strict: bool) -> list[Example]:
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
-        text = _read_text_file(path)
-        return [Example(text=text, where=path.name)] if text else []
+        return _document_text(path, strict=strict)
     if suffix in ROW_SUFFIXES:
         rows = _read_rows(path)
         if not rows:
@@ -337,7 +343,10 @@ def _examples_from_file(path: Path, *, strict: bool) -> list[Example]:
                 raise DataFormatError(f"{path.name}: no training rows found.")
             return []
         if not strict and detect_format(rows[0][1]) is None:
-            # A data file of a knowledge base (not training rows): learn its text.
+            # A data file of a knowledge base (not training rows): learn its text, rendered
+            # as ingest renders it.
+            if suffix in DOCUMENT_SUFFIXES:
+                return _document_text(path, strict=False)
             text = _rows_as_text(rows)
             return [Example(text=text, where=path.name)] if text else []
         return rows_to_examples(rows, source=path.name)
@@ -349,15 +358,53 @@ def _examples_from_file(path: Path, *, strict: bool) -> list[Example]:
     return []
 
 
+def _is_saved_dataset(path: Path) -> bool:
+    return any(all((path / name).is_file() for name in names) for names in _SAVED_DATASET_FILES)
+
+
+def _load_saved_dataset(path: Path) -> list[Example]:
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:  # datasets raises many types on a damaged directory
+        raise DataFormatError(
+            f"{path} looks like a saved dataset (save_to_disk) but cannot be loaded: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return load_examples(loaded)
+
+
+def _load_hub_dataset(name: str) -> list[Example]:
+    """The ``train`` split of a dataset on the Hugging Face hub (or in its local cache)."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(name, split="train")
+    except Exception as exc:  # offline, unknown name, no train split, gated...
+        raise DataFormatError(
+            f"Training data not found: {name!r} is no file or directory here, and loading it "
+            f"as a hub dataset failed ({type(exc).__name__}: {str(exc)[:300]}). Check the "
+            "path, or the dataset name and your connection (HF_DATASETS_OFFLINE / "
+            "HF_HUB_OFFLINE turn the hub off)."
+        ) from exc
+    return load_examples(loaded)
+
+
 def _examples_from_path(path: Path) -> list[Example]:
     try:
         exists, is_file = path.exists(), path.is_file()
     except OSError as exc:  # e.g. a name too long for the file system
         raise DataFormatError(f"Cannot access {str(path)[:200]!r}: {exc.strerror or exc}.") from exc
     if not exists:
+        name = str(path)
+        if _HUB_ID.fullmatch(name) and path.suffix.lower() not in ROW_SUFFIXES + TEXT_SUFFIXES:
+            return _load_hub_dataset(name)
         raise DataFormatError(f"Training data not found: {path}. Check the path.")
     if is_file:
         return _examples_from_file(path, strict=True)
+    if _is_saved_dataset(path):
+        return _load_saved_dataset(path)
     out: list[Example] = []
     for child in sorted(path.rglob("*")):
         if child.is_file() and not any(p.startswith(".") for p in child.relative_to(path).parts):
@@ -373,11 +420,18 @@ def _examples_from_path(path: Path) -> list[Example]:
 def load_examples(data: Any) -> list[Example]:
     """Read training data from any supported source.
 
+    Documents are read with ingest's own loader
+    (:func:`phi3industry.retrieval.documents.load_document`), so training sees the same
+    text the index holds: PDF pages, HTML without navigation or scripts, CSV/JSONL records.
+
     Args:
-        data: A file (``.jsonl``/``.json``/``.csv`` rows, or ``.txt``/``.md``/``.rst``/
-            ``.html`` raw text), a directory (walked recursively; row files that are not
-            training rows are read as text), a ``datasets.Dataset``, a ``Retriever`` (its
-            chunks become raw text), a dict row, or a list of any of these.
+        data: A file (``.jsonl``/``.json``/``.csv`` rows, or a document: ``.txt``, ``.md``,
+            ``.rst``, ``.html``, ``.pdf``, as raw text), a directory (walked recursively;
+            row files that are not training rows are read as documents; a directory
+            written by ``datasets``' ``save_to_disk`` is loaded as that dataset), a
+            ``datasets.Dataset`` or ``IterableDataset``, a ``DatasetDict`` (its ``train``
+            split), a hub dataset name (``owner/name``, its ``train`` split), a
+            ``Retriever`` (its chunks become raw text), a dict row, or a list of any of these.
 
     Returns:
         The examples, validated.
@@ -393,6 +447,13 @@ def load_examples(data: Any) -> list[Example]:
         if not texts:
             raise DataFormatError("The retriever's index holds no chunks to train on.")
         return [Example(text=t, where=f"index chunk {i}") for i, t in enumerate(texts, 1)]
+    if _is_dataset_dict(data):
+        if "train" not in data:
+            raise DataFormatError(
+                f"The DatasetDict has no 'train' split (splits: {', '.join(map(str, data))}). "
+                "Pass the split to train on, e.g. dataset['validation']."
+            )
+        data = data["train"]
     if _is_hf_dataset(data):
         return rows_to_examples(
             ((f"dataset row {i}", row) for i, row in enumerate(data)), source="dataset"
@@ -413,16 +474,20 @@ def load_examples(data: Any) -> list[Example]:
         return out
     raise DataFormatError(
         f"Cannot read training data of type {type(data).__name__}; give a file, directory, "
-        "list, datasets.Dataset or Retriever."
+        "list, datasets.Dataset / DatasetDict / IterableDataset, hub dataset name or Retriever."
     )
 
 
 def _is_hf_dataset(data: Any) -> bool:
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a core dependency
-        return False
-    return isinstance(data, datasets.Dataset)
+    import datasets
+
+    return isinstance(data, (datasets.Dataset, datasets.IterableDataset))
+
+
+def _is_dataset_dict(data: Any) -> bool:
+    import datasets
+
+    return isinstance(data, (datasets.DatasetDict, datasets.IterableDatasetDict))
 
 
 def split_examples(

@@ -113,7 +113,9 @@ def _token_logprobs(
 
     device = next(model.parameters()).device
     out: list[list[float]] = []
-    with torch.inference_mode():
+    # no_grad, not inference_mode: peft's DoRA re-assigns a 4-bit base weight on CPU during
+    # the forward, and an inference tensor left in the model breaks the training after it.
+    with torch.no_grad():
         for b in range(0, len(rows), batch_size):
             batch = rows[b : b + batch_size]
             width = max(len(r) for r in batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from phi3industry.errors import ConfigError, DependencyMissingError, TargetModulesError
@@ -12,6 +13,31 @@ if TYPE_CHECKING:
     import torch
 
 MIN_BNB_VERSION = "0.45"
+
+#: transformers optimizers that bitsandbytes implements (``optim`` values).
+BNB_OPTIMIZERS = frozenset(
+    {
+        *("adamw_bnb_8bit", "adamw_8bit", "ademamix", "ademamix_8bit", "lion_8bit"),
+        *("lion_32bit", "paged_adamw_32bit", "paged_adamw_8bit", "paged_ademamix_32bit"),
+        *("paged_ademamix_8bit", "paged_lion_32bit", "paged_lion_8bit", "rmsprop_bnb"),
+        *("rmsprop_bnb_8bit", "rmsprop_bnb_32bit"),
+    }
+)
+#: Optimizers that need a package of their own: name prefix -> (module, pip install name).
+OPTIMIZER_PACKAGES = {
+    "galore_": ("galore_torch", "galore-torch"),
+    "apollo_": ("apollo_torch", "apollo-torch"),
+    "lomo": ("lomo_optim", "lomo-optim"),
+    "adalomo": ("lomo_optim", "lomo-optim"),
+    "grokadamw": ("grokadamw", "grokadamw"),
+    "schedule_free_": ("schedulefree", "schedulefree"),
+    "adamw_torch_4bit": ("torchao", "torchao"),
+    "adamw_torch_8bit": ("torchao", "torchao"),
+    "adamw_anyprecision": ("torchdistx", "torchdistx"),
+    "stable_adamw": ("optimi", "torch-optimi"),
+    "adamw_torch_xla": ("torch_xla", "torch-xla (on a TPU host)"),
+    "adamw_torch_npu_fused": ("torch_npu", "torch-npu (on an Ascend NPU host)"),
+}
 
 #: Default LoRA targets per architecture (``model_type``): every linear layer of each block.
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -28,6 +54,61 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def local_device_index() -> int:
+    """The CUDA device this process trains on.
+
+    An ``Accelerator`` already set up decides (its device); otherwise ``LOCAL_RANK``, which
+    ``torchrun`` and ``accelerate launch`` set for each process; otherwise the current
+    device (0 unless the caller chose another with ``torch.cuda.set_device``).
+
+    Raises:
+        ConfigError: If ``LOCAL_RANK`` is not an integer or names a GPU that is not visible.
+    """
+    import torch
+    from accelerate.state import AcceleratorState, is_initialized
+
+    if is_initialized():
+        device = AcceleratorState().device
+        if device.type == "cuda":
+            return int(device.index if device.index is not None else torch.cuda.current_device())
+    raw = os.environ.get("LOCAL_RANK")
+    if raw is None:
+        return int(torch.cuda.current_device())
+    try:
+        index = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"LOCAL_RANK must be an integer (the process's GPU on this node), got {raw!r}. "
+            "Launch with torchrun or accelerate launch, which set it, or unset it."
+        ) from None
+    count = torch.cuda.device_count()
+    if not 0 <= index < count:
+        raise ConfigError(
+            f"LOCAL_RANK={index} but this process sees {count} CUDA device(s) (check "
+            "CUDA_VISIBLE_DEVICES): launch at most one process per visible GPU "
+            "(torchrun --nproc-per-node <= the GPU count)."
+        )
+    return index
+
+
+def training_device_map(quantized: bool) -> dict[str, int | str] | None:
+    """Where ``from_pretrained`` puts the whole model in this process.
+
+    Each process of a multi-GPU run (torchrun, accelerate launch) loads its own replica onto
+    its own GPU (:func:`local_device_index`), never every replica onto GPU 0. A quantized
+    model must be placed as it is loaded; on CPU an unquantized one needs no map.
+
+    Args:
+        quantized: Whether the model is loaded in 4-bit or 8-bit.
+
+    Returns:
+        ``{"": gpu_index}`` on CUDA, ``{"": "cpu"}`` for a quantized model on CPU, else None.
+    """
+    if cuda_available():
+        return {"": local_device_index()}
+    return {"": "cpu"} if quantized else None
 
 
 def resolve_precision(precision: str) -> str:
@@ -70,13 +151,17 @@ def weights_dtype(precision: str) -> torch.dtype:
     return torch.float32
 
 
-def require_bitsandbytes() -> Any:
-    """Import bitsandbytes, or raise a clear error with the install command."""
+def require_bitsandbytes(needed_by: str = "method='qlora'") -> Any:
+    """Import bitsandbytes, or raise a clear error with the install command.
+
+    Args:
+        needed_by: What needs it, for the message (a setting such as ``optim=...``).
+    """
     try:
         import bitsandbytes
     except ImportError as exc:
         raise DependencyMissingError(
-            "method='qlora' needs bitsandbytes, which is not installed. Install it with: "
+            f"{needed_by} needs bitsandbytes, which is not installed. Install it with: "
             "pip install 'phi3industry[qlora]'"
         ) from exc
     from packaging.version import Version
@@ -84,10 +169,53 @@ def require_bitsandbytes() -> Any:
     version = getattr(bitsandbytes, "__version__", "0")
     if Version(version) < Version(MIN_BNB_VERSION):
         raise DependencyMissingError(
-            f"method='qlora' needs bitsandbytes >= {MIN_BNB_VERSION} (4-bit on CPU and GPU), "
+            f"{needed_by} needs bitsandbytes >= {MIN_BNB_VERSION} (4-bit on CPU and GPU), "
             f"found {version}. Upgrade with: pip install -U 'phi3industry[qlora]'"
         )
     return bitsandbytes
+
+
+def check_optimizer(optim: str) -> None:
+    """Refuse an ``optim`` transformers does not know, or one that cannot run here.
+
+    Checked when the :class:`~phi3industry.tuning.Tuner` is built, before any data or model
+    is loaded: the Trainer would only fail once everything is in memory.
+
+    Raises:
+        ConfigError: For an unknown name (with the closest known one), or a paged optimizer
+            (bitsandbytes pages its state between GPU and CPU memory) without a CUDA GPU.
+        DependencyMissingError: For an optimizer whose package is not installed, naming the
+            ``pip install`` that provides it.
+    """
+    import difflib
+    import importlib.util
+
+    from transformers.training_args import OptimizerNames
+
+    known = [o.value for o in OptimizerNames]
+    if optim not in known:
+        close = difflib.get_close_matches(optim, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"optim={optim!r} is not a transformers optimizer.{hint} Use e.g. 'adamw_torch' "
+            "(CPU or GPU), 'adamw_torch_fused' (the default) or 'paged_adamw_8bit' (QLoRA on "
+            f"a CUDA GPU); all names: {', '.join(known)}."
+        )
+    if optim in BNB_OPTIMIZERS:
+        if optim.startswith("paged_") and not cuda_available():
+            raise ConfigError(
+                f"optim={optim!r} needs a CUDA GPU: bitsandbytes pages its optimizer state "
+                "between GPU and CPU memory, and there is no GPU here. On CPU use "
+                "optim='adamw_torch' (or 'adamw_8bit' for 8-bit optimizer states)."
+            )
+        require_bitsandbytes(needed_by=f"optim={optim!r}")
+        return
+    for prefix, (module, package) in OPTIMIZER_PACKAGES.items():
+        if optim.startswith(prefix) and importlib.util.find_spec(module) is None:
+            raise DependencyMissingError(
+                f"optim={optim!r} needs the {module} package, which is not installed: "
+                f"pip install {package}. Or use optim='adamw_torch'."
+            )
 
 
 def quantization_config(config: TunerConfig, precision: str) -> Any:

@@ -51,6 +51,7 @@ from phi3industry.tuning.config import TunerConfig
 from phi3industry.tuning.cpu_memory import limit_heap_retention
 from phi3industry.tuning.gguf import export_gguf
 from phi3industry.tuning.model_setup import (
+    check_optimizer,
     check_target_modules,
     count_parameters,
     cuda_available,
@@ -59,10 +60,16 @@ from phi3industry.tuning.model_setup import (
     require_bitsandbytes,
     resolve_precision,
     restore_4bit_training_layout,
+    training_device_map,
     verify_adapters,
     weights_dtype,
 )
-from phi3industry.tuning.training import CountingCollator, plot_loss_curve, training_callbacks
+from phi3industry.tuning.training import (
+    CountingCollator,
+    held_out_rows,
+    plot_loss_curve,
+    training_callbacks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +100,11 @@ class TrainResult:
         train_tokens: Non-padding tokens in one pass over the training rows.
         tokens_per_second: Non-padding tokens processed per second of training.
         train_runtime: Seconds spent in the training loop.
-        log_history: The Trainer's log entries (loss, learning rate, ...).
+        log_history: The Trainer's log entries (loss, learning rate, held-out loss, ...).
+        best_step: With ``eval_steps``: the step of the lowest held-out loss (the adapter
+            saved is that step's when ``load_best_model_at_end``), else None.
+        best_eval_loss: That lowest held-out loss, else None.
+        stopped_early: Whether early stopping ended the run before ``max_steps``.
     """
 
     output_dir: Path
@@ -108,6 +119,9 @@ class TrainResult:
     tokens_per_second: float = 0.0
     train_runtime: float = 0.0
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int | None = None
+    best_eval_loss: float | None = None
+    stopped_early: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a JSON-ready dict."""
@@ -124,6 +138,11 @@ class TrainResult:
             f"Steps: {self.global_step}, mean train loss {self.train_loss:.4f}, "
             f"{self.tokens_per_second:,.0f} tokens/s",
         ]
+        if self.best_step is not None and self.best_eval_loss is not None:
+            stop = " (stopped early)" if self.stopped_early else ""
+            lines.append(
+                f"Lowest held-out loss {self.best_eval_loss:.4f} at step {self.best_step}{stop}"
+            )
         for key in sorted(set(self.metrics_before) | set(self.metrics_after)):
             before = self.metrics_before.get(key)
             after = self.metrics_after.get(key)
@@ -165,6 +184,7 @@ class Tuner:
         self.precision = resolve_precision(config.precision)
         if config.method == "qlora":
             require_bitsandbytes()
+        check_optimizer(config.optim)
         self._tokenizer: Any = None
         self._model: Any = None
         self.domain_terms: list[str] = []
@@ -212,13 +232,13 @@ class Tuner:
     def _load_base(self) -> Any:
         quant = quantization_config(self.config, self.precision)
         kwargs: dict[str, Any] = {"dtype": weights_dtype(self.precision)}
+        device_map = training_device_map(quantized=quant is not None)
+        if device_map is not None:
+            kwargs["device_map"] = device_map
         if quant is not None:
             kwargs["quantization_config"] = quant
-            kwargs["device_map"] = {"": 0} if cuda_available() else {"": "cpu"}
             if not cuda_available():
                 kwargs["dtype"] = None if self.config.load_in_8bit else weights_dtype("fp32")
-        elif cuda_available():
-            kwargs["device_map"] = {"": _local_device_index()}
         return load_model(self.config.model, **kwargs)
 
     def _build_model(self) -> Any:
@@ -251,7 +271,7 @@ class Tuner:
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
             target_modules=targets,
-            use_dora=cfg.method == "dora",
+            use_dora=cfg.use_dora,
             bias="none",
             task_type="CAUSAL_LM",
         )
@@ -324,6 +344,7 @@ class Tuner:
             per_device_eval_batch_size=cfg.batch_size,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             learning_rate=cfg.learning_rate,
+            optim=cfg.optim,
             num_train_epochs=cfg.num_epochs,
             max_steps=cfg.max_steps,
             warmup_steps=cfg.warmup_ratio,
@@ -334,7 +355,11 @@ class Tuner:
             save_steps=cfg.save_steps,
             save_total_limit=2,
             save_only_model=False,
-            eval_strategy="no",
+            eval_strategy="steps" if cfg.eval_steps else "no",
+            eval_steps=cfg.eval_steps or None,
+            load_best_model_at_end=bool(cfg.eval_steps and cfg.load_best_model_at_end),
+            metric_for_best_model="eval_loss" if cfg.eval_steps else None,
+            greater_is_better=False if cfg.eval_steps else None,
             report_to="none",
             seed=cfg.seed,
             data_seed=cfg.seed,
@@ -397,6 +422,22 @@ class Tuner:
                 packing=False,
                 completion_only_loss=cfg.completion_only_loss,
             )
+        watch_rows: list[dict[str, list[int]]] = []
+        if cfg.eval_steps:
+            if not eval_ex:
+                raise ConfigError(
+                    f"eval_steps={cfg.eval_steps} needs held-out data, and there is none: set "
+                    "eval_fraction > 0 (with at least 2 examples) or pass eval_data."
+                )
+            # Batched like the training rows, so that the training collator serves both.
+            watch_rows, _ = data_mod.build_rows(
+                eval_ex[:_MAX_EVAL_EXAMPLES],
+                tokenizer,
+                max_length=cfg.max_length,
+                packing=cfg.packing,
+                completion_only_loss=cfg.completion_only_loss,
+                seed=cfg.seed,
+            )
         self.domain_terms = lm_metrics.mine_domain_terms([e.plain_text() for e in train_ex])
         # Bounded so that the before/after evaluation stays a small fraction of a CPU run.
         eval_texts = [e.plain_text()[:_MAX_EVAL_CHARS] for e in eval_ex[:_MAX_EVAL_EXAMPLES]]
@@ -412,8 +453,13 @@ class Tuner:
             args=self._training_arguments(out, len(rows)),
             data_collator=counting,
             train_dataset=data_mod.rows_to_dataset(rows),
+            eval_dataset=data_mod.rows_to_dataset(held_out_rows(watch_rows))
+            if watch_rows
+            else None,
             processing_class=tokenizer,
-            callbacks=training_callbacks(out / (LOG_FILE + "l")),
+            callbacks=training_callbacks(
+                out / (LOG_FILE + "l"), early_stopping_patience=cfg.early_stopping_patience
+            ),
             compute_loss_func=loss_func,
         )
         is_main = trainer.is_world_process_zero()
@@ -451,6 +497,10 @@ class Tuner:
             train_runtime=runtime,
             log_history=list(trainer.state.log_history),
         )
+        if cfg.eval_steps and trainer.state.best_metric is not None:
+            result.best_eval_loss = float(trainer.state.best_metric)
+            result.best_step = trainer.state.best_global_step
+            result.stopped_early = 0 < output.global_step < trainer.state.max_steps
         if is_main:
             result.metrics_before = before
             result.metrics_after = self._measure(eval_rows, eval_texts, "after")
@@ -595,10 +645,6 @@ class Tuner:
             ``out_file``.
         """
         return export_gguf(self.config.output_dir, out_file, quantization=quantization)
-
-
-def _local_device_index() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def _world_size() -> int:
