@@ -90,6 +90,22 @@ def _answer_fields(answer: Answer) -> dict[str, Any]:
     }
 
 
+def check_engine(pipeline: Pipeline) -> list[str] | None:
+    """Check that the engine behind ``pipeline`` serves its model and every adapter, by name.
+
+    A pipeline that generates locally has nothing to check (None).
+
+    Returns:
+        The model ids the engine serves, or None.
+
+    Raises:
+        ConfigError: A model or adapter is not served (the message names the flag to add).
+        GenerationError: The engine cannot be reached.
+    """
+    check = getattr(pipeline.generator, "check_served", None)
+    return list(check()) if callable(check) else None
+
+
 def create_app(
     pipeline: Pipeline, config: ServerConfig | None = None, *, api_key: str | None = None
 ) -> FastAPI:
@@ -375,6 +391,7 @@ class BackgroundServer:
         cfg = config or ServerConfig(port=0)
         key = api_key or resolve_api_key(cfg)
         check_bind(cfg.host, key)
+        check_engine(pipeline)
         self._sock = socket.socket(
             socket.AF_INET6 if ":" in cfg.host else socket.AF_INET, socket.SOCK_STREAM
         )
@@ -436,6 +453,9 @@ def serve(pipeline: PipelineConfig | Pipeline, config: ServerConfig | None = Non
     check_bind(config.host, key)  # before loading any model
     if isinstance(pipeline, PipelineConfig):
         pipeline = Pipeline(config=pipeline)
+    served = check_engine(pipeline)  # a missing LoRA module fails here, not on the first request
+    if served is not None:
+        logger.warning("generating on %s (serving %s)", pipeline.generator.name, ", ".join(served))
     app = create_app(pipeline, config, api_key=key)
     logger.warning(
         "phi3industry serving %s on http://%s:%d/v1 (API key %s)",
@@ -449,6 +469,7 @@ def serve(pipeline: PipelineConfig | Pipeline, config: ServerConfig | None = Non
 
 __all__ = [
     "BackgroundServer",
+    "check_engine",
     "create_app",
     "model_id",
     "serve",
