@@ -25,7 +25,9 @@ class _Server(http.server.ThreadingHTTPServer):
 class FakeEngine:
     """Serve ``models``, answering every chat with ``reply`` after ``delay`` seconds."""
 
-    def __init__(self, models: list[str], reply: str = "Hello there.", delay: float = 0.0):
+    def __init__(
+        self, models: list[str], reply: str = "Hello there.", delay: float = 0.0, port: int = 0
+    ):
         self.models = models
         self.reply = reply
         self.delay = delay
@@ -98,7 +100,7 @@ class FakeEngine:
                 send([], usage=usage)
                 self.wfile.write(b"data: [DONE]\n\n")
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def __enter__(self) -> FakeEngine:
