@@ -173,3 +173,13 @@ def test_request_deadline_reaches_the_engine_call() -> None:
             s = h.post(f"{server.url}/chat/completions", json={**body, "stream": True})
     assert r.status_code == 504 and "deadline" in r.json()["error"]["message"]
     assert "timeout_error" in s.text
+
+
+def test_generate_batch_sends_the_whole_batch_at_once() -> None:
+    """Pipeline.batch (the evaluation's path) lets the engine batch: all requests in flight."""
+    with FakeEngine(["base-model"], reply="Sure.", delay=1.0) as slow:
+        gen = OpenAIGenerator(slow.url, "base-model")
+        pipe = Pipeline(model=gen, config=PipelineConfig(strategy="base", batch_size=8))
+        answers = pipe.batch([f"Question {i}?" for i in range(8)])
+    assert [a.text for a in answers] == ["Sure."] * 8
+    assert slow.max_active == 8

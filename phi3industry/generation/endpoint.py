@@ -356,9 +356,11 @@ class OpenAIGenerator:
         seed: int | None = None,
         deadline: float | None = None,
     ) -> list[Generation]:
-        """Generate replies one request at a time (the endpoint batches on its side)."""
-        return [
-            self.generate(
+        """Generate replies, all requests in flight at once: the engine batches them."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(messages: Sequence[Message]) -> Generation:
+            return self.generate(
                 messages,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
@@ -368,8 +370,11 @@ class OpenAIGenerator:
                 seed=seed,
                 deadline=deadline,
             )
-            for messages in batch
-        ]
+
+        if len(batch) <= 1:
+            return [one(messages) for messages in batch]
+        with ThreadPoolExecutor(max_workers=min(len(batch), 64)) as pool:
+            return list(pool.map(one, batch))
 
     def stream(
         self,
