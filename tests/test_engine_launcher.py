@@ -247,3 +247,14 @@ def test_engine_for_takes_the_pipelines_adapters(tiny_phi3_dir: Path, tmp_path: 
     moved = on_engine(cfg, engine)
     assert moved.endpoint.base_url == "http://127.0.0.1:8999/v1"
     assert moved.endpoint.model == str(tiny_phi3_dir)
+
+
+def test_k_quant_export_names_what_it_needs(tmp_path: Path) -> None:
+    from phi3industry.errors import DependencyMissingError
+    from phi3industry.tuning.gguf import QUANTIZATIONS, quantize_gguf
+
+    assert "q4_k_m" in QUANTIZATIONS
+    with pytest.raises(ConfigError, match="must be one of q4_k_m, q5_k_m, got 'q3'"):
+        quantize_gguf(tmp_path / "a.gguf", tmp_path / "b.gguf", "q3")
+    with pytest.raises(DependencyMissingError, match=r"has no llama-cpp-python.*pip install"):
+        quantize_gguf(tmp_path / "a.gguf", tmp_path / "b.gguf", "q4_k_m", python=sys.executable)

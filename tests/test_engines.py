@@ -1,10 +1,12 @@
-"""Real inference engines, for real: vLLM (CPU) with a LoRA adapter made by our Tuner.
+"""Real inference engines, for real: vLLM (CPU) with a LoRA adapter made by our Tuner, and
+llama.cpp (llama-cpp-python) on our GGUF exports of it.
 
 Marked ``engine`` (not in the default run): ``pytest -m engine tests/test_engines.py``.
-vLLM lives in its own venv (it pins its own torch and transformers), created on first use in
-``$PHI3INDUSTRY_ENGINES_DIR`` (default ``~/.cache/phi3industry-engines``, the real home, not
-the tests' temporary one) and reused by later runs; if it cannot be created (no network, no
-space), the tests are skipped with the reason.
+Each engine lives in its own venv (vLLM pins its own torch and transformers; llama-cpp-python
+compiles llama.cpp), created on first use in ``$PHI3INDUSTRY_ENGINES_DIR`` (default
+``~/.cache/phi3industry-engines``, the real home, not the tests' temporary one; the built
+llama-cpp-python wheel is kept in ``wheels/``) and reused by later runs; if one cannot be
+created (no network, no compiler), its tests are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -282,3 +284,173 @@ def test_background_server_in_front_of_vllm_streams(
         )
     assert streamed == resp.choices[0].message.content
     assert (resp.model_extra or {})["context"]
+
+
+# -- llama.cpp -------------------------------------------------------------------------------
+
+LLAMA_CPP_SPEC = "llama-cpp-python[server]"
+# Greedy token ids from llama.cpp for the prompt ids given (no sampling, no repeat penalty).
+_LLAMA_GREEDY = """
+import json, sys
+from llama_cpp import Llama
+path, ids, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+llm = Llama(model_path=path, n_ctx=512, n_threads=2, verbose=False)
+out = []
+for tok in llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
+    if tok == llm.token_eos() or len(out) >= n:
+        break
+    out.append(int(tok))
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="session")
+def llamacpp_python() -> Path:
+    """The Python of a venv with llama-cpp-python: cached, else built once (the wheel is
+    cached in ENGINES_DIR/wheels: compiling llama.cpp takes long on 2 cores), else skip."""
+    venv = engines_dir() / "llamacpp"
+    python = venv / "bin" / "python"
+    probe = "import llama_cpp, uvicorn, sse_starlette, starlette_context"
+    if python.exists() and subprocess.run([str(python), "-c", probe]).returncode == 0:
+        return python
+    wheels = engines_dir() / "wheels"
+    steps = []
+    if not python.exists():
+        steps.append([sys.executable, "-m", "venv", str(venv)])
+    if not list(wheels.glob("llama_cpp_python-*.whl")):
+        steps.append([str(python), "-m", "pip", "wheel", "--no-deps", "llama-cpp-python",
+                      "-w", str(wheels)])  # fmt: skip
+    steps.append([str(python), "-m", "pip", "install", "--find-links", str(wheels), LLAMA_CPP_SPEC])
+    for step in steps:
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=5400)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.skip(f"cannot create the llama.cpp venv in {venv}: {exc}")
+        if done.returncode != 0:
+            pytest.skip(f"cannot create the llama.cpp venv in {venv}: {done.stderr[-500:]}")
+    return python
+
+
+@pytest.fixture(scope="module")
+def merged_ggufs(
+    kb_adapter: Path, llamacpp_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The tuned adapter merged and exported by our GGUF writer (f32, q8_0) and llama.cpp's
+    quantizer (q4_k_m)."""
+    from phi3industry.tuning.gguf import export_gguf
+
+    out = tmp_path_factory.mktemp("gguf")
+    os.environ["PHI3INDUSTRY_LLAMACPP_PYTHON"] = str(llamacpp_python)
+    try:
+        return {
+            q: export_gguf(kb_adapter, out / f"kb-{q}.gguf", quantization=q)
+            for q in ("f32", "q8_0", "q4_k_m")
+        }
+    finally:
+        del os.environ["PHI3INDUSTRY_LLAMACPP_PYTHON"]
+
+
+def _merged_greedy(kb_adapter: Path, ids: list[int], n: int) -> tuple[list[int], list[float]]:
+    """The merged model's greedy tokens, and at each step the margin between its top two
+    logits (a near-tie can go either way in another engine's float arithmetic)."""
+    import torch
+
+    from phi3industry.tuning.adapters import load_adapted_model
+
+    model = load_adapted_model(kb_adapter, merge=True, dtype=torch.float32)
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([ids]),
+            max_new_tokens=n,
+            do_sample=False,
+            eos_token_id=2,
+            pad_token_id=0,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+    new = [int(t) for t in out.sequences[0, len(ids) :]]
+    margins = [float(torch.topk(s[0], 2).values.diff().abs()) for s in out.scores]
+    end = new.index(2) if 2 in new else len(new)
+    return new[:end], margins
+
+
+def _llama_greedy(python: Path, gguf: Path, ids: list[int], n: int) -> list[int]:
+    import json
+
+    done = subprocess.run(
+        [str(python), "-c", _LLAMA_GREEDY, str(gguf), json.dumps(ids), str(n)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [int(t) for t in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+def test_llama_cpp_greedy_tokens_match_the_merged_model(
+    merged_ggufs: dict[str, Path], kb_adapter: Path, llamacpp_python: Path, smollm2_dir: Path
+) -> None:
+    from phi3industry.models import load_tokenizer
+
+    tokenizer = load_tokenizer(smollm2_dir)
+    for messages in CONVERSATIONS[:2]:
+        enc = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        ids = [int(i) for i in (enc["input_ids"] if hasattr(enc, "keys") else enc)]
+        want, margins = _merged_greedy(kb_adapter, ids, 24)
+        got = _llama_greedy(llamacpp_python, merged_ggufs["f32"], ids, 24)
+        same = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+        if same is None:
+            assert got == want
+        else:  # parted ways: only where the merged model itself hesitates (a near-tie)
+            assert margins[same] < 0.05, (same, got, want, margins[same])
+        q8 = _llama_greedy(llamacpp_python, merged_ggufs["q8_0"], ids, 24)
+        assert q8[:2] == want[:2]  # 8-bit: the same start; rounding may part them later
+        q4 = _llama_greedy(llamacpp_python, merged_ggufs["q4_k_m"], ids, 24)
+        assert q4 and q4[0] == want[0]  # 4-bit: llama.cpp loads it and answers
+    sizes = {q: p.stat().st_size for q, p in merged_ggufs.items()}
+    assert sizes["q4_k_m"] < sizes["q8_0"] < sizes["f32"]
+
+
+def test_llama_cpp_server_behind_our_server(
+    merged_ggufs: dict[str, Path], llamacpp_python: Path, index: Retriever, tmp_path: Path
+) -> None:
+    port = free_port()
+    cmd = [str(llamacpp_python), "-m", "llama_cpp.server", "--model", str(merged_ggufs["f32"])]
+    cmd += ["--model_alias", MODEL, "--port", str(port), "--n_ctx", "2048"]
+    log = tmp_path / "llama-server.log"  # a file: an unread pipe fills up and blocks the server
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}/models", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "llama.cpp's server did not start"
+            time.sleep(1)
+        engine = OpenAIGenerator(url, MODEL, context_window=2048)
+        cfg = PipelineConfig(strategy="rag", answer_mode="generate", max_new_tokens=32)
+        pipe = Pipeline(retriever=index, model=engine, config=cfg)
+        with BackgroundServer(pipe, ServerConfig(port=0)) as server:  # checks /v1/models
+            client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
+            ask = [{"role": "user", "content": "What does error code E-214 mean?"}]
+            resp = client.chat.completions.create(model="phi3industry", messages=ask)
+            streamed = "".join(
+                c.choices[0].delta.content or ""
+                for c in client.chat.completions.create(
+                    model="phi3industry", messages=ask, stream=True
+                )
+                if c.choices
+            )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert resp.choices[0].message.content and (resp.model_extra or {})["context"]
+    assert streamed == resp.choices[0].message.content

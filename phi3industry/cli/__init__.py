@@ -301,7 +301,10 @@ def merge(
     ] = "bfloat16",
     gguf: Annotated[
         str | None,
-        typer.Option("--gguf", help="Also write OUT/model-<Q>.gguf: f32, f16 or q8_0."),
+        typer.Option(
+            "--gguf",
+            help="Also write OUT/model-<Q>.gguf: f32, f16, q8_0, or q4_k_m/q5_k_m (llama.cpp).",
+        ),
     ] = None,
 ) -> None:
     """Merge an adapter into its (unquantized) base model; optionally export GGUF."""
