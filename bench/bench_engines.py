@@ -141,11 +141,10 @@ async def load(
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    root = url.removesuffix("/v1")
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            if httpx.get(f"{root}/health", timeout=5).status_code == 200:
+        try:  # /v1/models: every target serves it (llama.cpp's server has no /health)
+            if httpx.get(f"{url}/models", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -219,6 +218,7 @@ def main() -> None:
     from phi3industry.generation.adapters import parse_adapter_spec
     from phi3industry.serving.config import VLLMConfig
     from phi3industry.serving.engine import VLLMEngine, free_port, vllm_python
+    from phi3industry.tuning.gguf import llama_cpp_python
 
     questions = [
         json.loads(line)["question"]
@@ -263,9 +263,7 @@ def main() -> None:
             if not args.gguf:
                 ap.error("the llama.cpp targets need --gguf FILE")
             port = free_port()
-            py = args.llamacpp_python or str(
-                Path("~/.cache/phi3industry-engines/llamacpp/bin/python").expanduser()
-            )
+            py = llama_cpp_python(args.llamacpp_python)
             cmd = [py, "-m", "llama_cpp.server", "--model", args.gguf, "--model_alias", args.model]
             cmd += ["--port", str(port), "--n_ctx", "2048"]
             url = f"http://127.0.0.1:{port}/v1"
