@@ -177,7 +177,7 @@ def test_request_deadline_reaches_the_engine_call() -> None:
 
 def test_generate_batch_sends_the_whole_batch_at_once() -> None:
     """Pipeline.batch (the evaluation's path) lets the engine batch: all requests in flight."""
-    with FakeEngine(["base-model"], reply="Sure.", delay=1.0) as slow:
+    with FakeEngine(["base-model"], reply="Sure.", delay=3.0) as slow:
         gen = OpenAIGenerator(slow.url, "base-model")
         pipe = Pipeline(model=gen, config=PipelineConfig(strategy="base", batch_size=8))
         answers = pipe.batch([f"Question {i}?" for i in range(8)])
