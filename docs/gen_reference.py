@@ -83,6 +83,13 @@ ERROR_GUIDE: dict[str, tuple[str, str]] = {
         "Leave `target_modules` unset (the architecture's default), use `all-linear`, or "
         "pick from the module names listed in the message.",
     ),
+    "EngineError": (
+        "An inference engine started by phi3industry (`serve --engine vllm`, "
+        "`phi3industry engine vllm`) is not installed, exited, or was not healthy in time.",
+        "Install vLLM in its own venv (the message gives the command) or pass "
+        "`--vllm.python`; read the end of its log in the message (memory: "
+        "`--vllm.gpu-memory-utilization`); raise `--vllm.startup-timeout` on a slow machine.",
+    ),
     "GenerationError": (
         "Generation failed: the model ran out of memory or raised, or an OpenAI-compatible "
         "endpoint stayed unreachable or returned errors after `endpoint.retries` retries.",
@@ -114,6 +121,7 @@ CONFIG_CLASSES = (
     ("phi3industry.pipeline", "PipelineConfig"),
     ("phi3industry.pipeline", "EndpointConfig"),
     ("phi3industry.serving", "ServerConfig"),
+    ("phi3industry.serving", "VLLMConfig"),
     ("phi3industry.evaluation", "EvalConfig"),
     ("phi3industry.evaluation", "Profile"),
 )
@@ -139,6 +147,7 @@ API_SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "EvalConfig",
         ),
     ),
+    ("Serving", "phi3industry.serving", ("BackgroundServer", "VLLMEngine", "VLLMConfig")),
     ("Strategies", "phi3industry.strategies", ()),
     ("Training data", "phi3industry.tuning.data", ("load_examples", "detect_format", "Example")),
     (

@@ -60,6 +60,10 @@ class IndexConnectionError(Phi3IndustryError, ConnectionError):
     """The Chroma server holding the index cannot be reached (names host, port and the fix)."""
 
 
+class EngineError(Phi3IndustryError, RuntimeError):
+    """An inference engine (vLLM, llama.cpp's server) could not be started or stopped."""
+
+
 class RequestError(Phi3IndustryError):
     """A request to the HTTP server is refused: carries the HTTP status and the OpenAI error type.
 
@@ -80,6 +84,7 @@ __all__ = [
     "DependencyMissingError",
     "DocumentError",
     "EmbedderMismatchError",
+    "EngineError",
     "GenerationError",
     "GenerationTimeoutError",
     "IndexConnectionError",

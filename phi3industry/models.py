@@ -125,6 +125,18 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "phi3industry"
 
 
+def engines_dir() -> Path:
+    """Where inference engines' own venvs (and built wheels) are kept.
+
+    ``$PHI3INDUSTRY_ENGINES_DIR``, else ``~/.cache/phi3industry-engines``: vLLM and
+    llama-cpp-python each pin their own dependencies, so each lives in its own venv there
+    (``vllm/``, ``llamacpp/``).
+    """
+    return Path(
+        os.environ.get("PHI3INDUSTRY_ENGINES_DIR") or "~/.cache/phi3industry-engines"
+    ).expanduser()
+
+
 def _short_names() -> str:
     return ", ".join(sorted(MODEL_ALIASES))
 

@@ -18,9 +18,10 @@ from phi3industry.cli.options import build_config, build_configs, config_options
 from phi3industry.errors import Phi3IndustryError
 from phi3industry.evaluation.advisor import DATA_CHANGES, Profile
 from phi3industry.evaluation.config import EvalConfig
+from phi3industry.models import DEFAULT_MODEL
 from phi3industry.pipeline.config import PipelineConfig
 from phi3industry.retrieval.config import RetrieverConfig
-from phi3industry.serving.config import ServerConfig, check_bind, resolve_api_key
+from phi3industry.serving.config import ServerConfig, VLLMConfig, check_bind, resolve_api_key
 from phi3industry.tuning.config import TunerConfig
 
 app = typer.Typer(
@@ -209,6 +210,59 @@ def serve(
 
 
 @app.command()
+@config_options(VLLMConfig, panel="vLLM settings")
+def engine(
+    kind: Annotated[str, typer.Argument(help="The engine: vllm.")],
+    model: Annotated[
+        str, typer.Option("--model", help="Base model: short name, directory, hub id or .gguf.")
+    ] = DEFAULT_MODEL,
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option("--adapter", help="A LoRA adapter to serve, 'name=DIR' (repeatable)."),
+    ] = None,
+    print_command: Annotated[
+        bool, typer.Option("--print-command", help="Print vLLM's command line; start nothing.")
+    ] = False,
+    config: ConfigOption = None,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Start an inference engine (vLLM) for a model and its LoRA adapters; stop it on Ctrl-C.
+
+    vLLM serves the model under its name here and each adapter as a LoRA module under its
+    name, with --max-lora-rank read from the adapters; then point `serve --endpoint.base-url`
+    at the URL it prints (or run `serve --engine vllm`, which does both).
+    """
+    import time
+
+    from phi3industry.serving.engine import VLLMEngine
+
+    if kind != "vllm":
+        raise typer.BadParameter(f"unknown engine {kind!r}; choose: vllm.")
+    eng = VLLMEngine(model, adapter or [], build_config(VLLMConfig, config, overrides or {}))
+    if print_command:
+        import shlex
+
+        typer.echo(shlex.join(eng.command()))
+        return
+    typer.echo(f"starting vLLM (log: {eng.log_path or 'a temporary file'}) ...", err=True)
+    with eng:
+        adapters = [f"--adapter {n}={p}" for n, p in eng.adapters.items()]
+        typer.echo(f"vLLM serving {eng.served_name} at {eng.url} (log: {eng.log_path})")
+        typer.echo(
+            " ".join(
+                ["phi3industry serve --model", model, *adapters, "--endpoint.base-url", eng.url]
+            )
+        )
+        try:
+            while eng.running:
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            pass
+    if not eng.running:
+        typer.echo("vLLM stopped.", err=True)
+
+
+@app.command()
 @config_options(TunerConfig, panel="Tuning settings")
 def tune(
     data: Annotated[
@@ -247,7 +301,10 @@ def merge(
     ] = "bfloat16",
     gguf: Annotated[
         str | None,
-        typer.Option("--gguf", help="Also write OUT/model-<Q>.gguf: f32, f16 or q8_0."),
+        typer.Option(
+            "--gguf",
+            help="Also write OUT/model-<Q>.gguf: f32, f16, q8_0, or q4_k_m/q5_k_m (llama.cpp).",
+        ),
     ] = None,
 ) -> None:
     """Merge an adapter into its (unquantized) base model; optionally export GGUF."""

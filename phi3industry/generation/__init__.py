@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from phi3industry.generation.adapters import check_adapter_compatible, parse_adapter_spec
     from phi3industry.generation.base import (
         BASE_ADAPTER,
+        AsyncGenerator,
         Generation,
         GenerationChunk,
         Generator,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from phi3industry.generation.local import LocalGenerator
 
 _LAZY = {
+    "AsyncGenerator": "phi3industry.generation.base",
     "BASE_ADAPTER": "phi3industry.generation.base",
     "ChatPhi3Industry": "phi3industry.generation.chat_model",
     "Generation": "phi3industry.generation.base",
@@ -49,6 +51,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
     "BASE_ADAPTER",
+    "AsyncGenerator",
     "ChatPhi3Industry",
     "Generation",
     "GenerationChunk",

@@ -7,7 +7,7 @@ implement :class:`Generator`; the pipeline, the chat model and the server use no
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -190,5 +190,45 @@ class Generator(Protocol):
         seed: int | None = None,
         deadline: float | None = None,
     ) -> Iterator[GenerationChunk]:
+        """Generate one answer piece by piece; the last chunk carries the :class:`Generation`."""
+        ...
+
+
+@runtime_checkable
+class AsyncGenerator(Protocol):
+    """A generator that can also be awaited: its calls wait on the event loop, not a thread.
+
+    :class:`~phi3industry.generation.OpenAIGenerator` is one; the pipeline's async path
+    (``ainvoke``/``astream``, what the server runs) awaits these instead of running the
+    blocking calls in worker threads, so nothing caps how many requests reach the engine.
+    """
+
+    async def agenerate(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] | None = None,
+        adapter: str | None = None,
+        seed: int | None = None,
+        deadline: float | None = None,
+    ) -> Generation:
+        """Generate one answer."""
+        ...
+
+    def astream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] | None = None,
+        adapter: str | None = None,
+        seed: int | None = None,
+        deadline: float | None = None,
+    ) -> AsyncIterator[GenerationChunk]:
         """Generate one answer piece by piece; the last chunk carries the :class:`Generation`."""
         ...

@@ -33,11 +33,17 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
-from langchain_core.runnables.config import ensure_config, merge_configs
+from langchain_core.runnables.config import ensure_config, merge_configs, run_in_executor
 
 from phi3industry.errors import ConfigError, QueryError
 from phi3industry.generation.adapters import parse_adapter_spec
-from phi3industry.generation.base import BASE_ADAPTER, Generation, Generator, check_params
+from phi3industry.generation.base import (
+    BASE_ADAPTER,
+    AsyncGenerator,
+    Generation,
+    Generator,
+    check_params,
+)
 from phi3industry.generation.endpoint import OpenAIGenerator
 from phi3industry.generation.local import LocalGenerator
 from phi3industry.models import load_tokenizer
@@ -158,6 +164,14 @@ class _Generate(Runnable[ChainState, Answer]):
     def _invoke(self, state: ChainState) -> Answer:
         return self.pipeline.answer_state(state)
 
+    async def ainvoke(
+        self, input: ChainState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Answer:
+        return await self._acall_with_config(self._ainvoke, input, config)
+
+    async def _ainvoke(self, state: ChainState) -> Answer:
+        return await self.pipeline.aanswer_state(state)
+
     def transform(
         self, input: Iterator[ChainState], config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Answer]:
@@ -178,8 +192,12 @@ class _Generate(Runnable[ChainState, Answer]):
 
     async def _atransform(self, states: AsyncIterator[ChainState]) -> AsyncIterator[AnswerChunk]:
         async for state in states:
-            async for chunk in _in_thread(self.pipeline.stream_state(state)):
-                yield chunk
+            if isinstance(self.pipeline.generator, AsyncGenerator):
+                async for chunk in self.pipeline.astream_state(state):
+                    yield chunk
+            else:
+                async for chunk in _in_thread(self.pipeline.stream_state(state)):
+                    yield chunk
 
 
 async def _in_thread(chunks: Iterator[AnswerChunk]) -> AsyncIterator[AnswerChunk]:
@@ -341,7 +359,7 @@ class Pipeline(Runnable[Any, Answer]):
                 timeout=endpoint.timeout,
                 tokenizer=tokenizer,
                 context_window=cfg.context_window or 4096,
-                adapters=[name for name, _ in adapters],
+                adapters=dict(adapters),  # served by the engine under these names
             )
         return LocalGenerator.from_pretrained(
             cfg.model, adapters=dict(adapters), dtype=cfg.dtype, device=cfg.device
@@ -543,6 +561,27 @@ class Pipeline(Runnable[Any, Answer]):
         gen = self.generator.generate(state.messages, **state.generation_kwargs())
         return self.finish(state, gen)
 
+    async def aanswer_state(self, state: ChainState) -> Answer:
+        """Async :meth:`answer_state`: an engine is awaited, a local model runs in a thread.
+
+        Awaiting an async generator on the event loop means concurrent requests are not capped
+        by a thread pool; the CPU work around it (quoting, attribution) runs in worker threads.
+        """
+        gen_ = self.generator
+        if (
+            not isinstance(gen_, AsyncGenerator)
+            or self.abstains(state)
+            or self.uses_extraction(state)
+        ):
+            return await run_in_executor(None, self.answer_state, state)
+        gen = await gen_.agenerate(state.messages, **state.generation_kwargs())
+        return await self._afinish(state, gen)
+
+    async def _afinish(self, state: ChainState, gen: Generation, text: str | None = None) -> Answer:
+        if self.config.attribution and self.attributor is not None and state.sources:
+            return await run_in_executor(None, self.finish, state, gen, text)
+        return self.finish(state, gen, text)  # nothing to embed: no reason to leave the loop
+
     def _extract(self, state: ChainState) -> Generation:
         """The extractive answer: the span of the sources that best answers the question."""
         started = time.perf_counter()
@@ -651,6 +690,39 @@ class Pipeline(Runnable[Any, Answer]):
         answer = self.finish(state, final, text=sent)
         yield AnswerChunk.closing(answer)
 
+    async def astream_state(self, state: ChainState) -> AsyncIterator[AnswerChunk]:
+        """Async :meth:`stream_state` for an async generator (an engine): same chunks."""
+        gen_ = self.generator
+        assert isinstance(gen_, AsyncGenerator)
+        buffered = self.config.min_support is not None and self.config.low_support == "abstain"
+        if self.abstains(state) or self.uses_extraction(state) or buffered:
+            answer = await self.aanswer_state(state)
+            yield AnswerChunk.delta(answer.text, strategy=state.strategy, question=state.question)
+            yield AnswerChunk.closing(answer)
+            return
+        raw, sent = "", ""
+        final: Generation | None = None
+        pieces = gen_.astream(state.messages, **state.generation_kwargs())
+        try:
+            async for piece in pieces:
+                if piece.generation is not None:
+                    final = piece.generation
+                if not piece.text:
+                    continue
+                raw += piece.text
+                ready = raw.lstrip().rstrip()
+                if len(ready) > len(sent):
+                    if state.first_token is None:
+                        state.first_token = time.perf_counter() - state.start
+                    yield AnswerChunk.delta(
+                        ready[len(sent) :], strategy=state.strategy, question=state.question
+                    )
+                    sent = ready
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]  # a client gone stops the engine
+        assert final is not None, "a generator's stream ends with its Generation"
+        yield AnswerChunk.closing(await self._afinish(state, final, sent))
+
     # -- Runnable interface ---------------------------------------------------------------
 
     @staticmethod
@@ -711,7 +783,7 @@ class Pipeline(Runnable[Any, Answer]):
     async def ainvoke(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Answer:
-        """Async :meth:`invoke` (the model runs in a worker thread)."""
+        """Async :meth:`invoke`: a local model runs in a worker thread, an endpoint is awaited."""
         inp, run_config = self._prepare(input, config, **kwargs)
         return await self.chain.ainvoke(inp, run_config)  # type: ignore[no-any-return]
 
@@ -735,7 +807,10 @@ class Pipeline(Runnable[Any, Answer]):
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[AnswerChunk]:
-        """Async :meth:`stream` (the model runs in a worker thread; closing the stream stops it)."""
+        """Async :meth:`stream`: a local model runs in a worker thread, an endpoint is awaited.
+
+        Closing the stream stops either.
+        """
         inp, run_config = self._prepare(input, config, **kwargs)
         async for chunk in self.chain.astream(inp, run_config):
             yield chunk  # type: ignore[misc]

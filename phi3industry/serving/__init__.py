@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING
 from phi3industry._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from phi3industry.serving.app import BackgroundServer, create_app, serve
-    from phi3industry.serving.config import ServerConfig, check_bind, is_loopback, resolve_api_key
+    from phi3industry.serving.app import BackgroundServer, check_engine, create_app, serve
+    from phi3industry.serving.config import (
+        ServerConfig,
+        VLLMConfig,
+        check_bind,
+        is_loopback,
+        resolve_api_key,
+    )
+    from phi3industry.serving.engine import VLLMEngine
     from phi3industry.serving.schema import ChatRequest, RetrieveRequest
 
 _LAZY = {
@@ -24,7 +31,10 @@ _LAZY = {
     "ChatRequest": "phi3industry.serving.schema",
     "RetrieveRequest": "phi3industry.serving.schema",
     "ServerConfig": "phi3industry.serving.config",
+    "VLLMConfig": "phi3industry.serving.config",
+    "VLLMEngine": "phi3industry.serving.engine",
     "check_bind": "phi3industry.serving.config",
+    "check_engine": "phi3industry.serving.app",
     "create_app": "phi3industry.serving.app",
     "is_loopback": "phi3industry.serving.config",
     "resolve_api_key": "phi3industry.serving.config",
@@ -37,7 +47,10 @@ __all__ = [
     "ChatRequest",
     "RetrieveRequest",
     "ServerConfig",
+    "VLLMConfig",
+    "VLLMEngine",
     "check_bind",
+    "check_engine",
     "create_app",
     "is_loopback",
     "resolve_api_key",

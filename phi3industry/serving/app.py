@@ -48,6 +48,7 @@ from phi3industry.pipeline.answer import Answer, AnswerChunk
 from phi3industry.pipeline.config import PipelineConfig
 from phi3industry.pipeline.pipeline import Pipeline
 from phi3industry.serving.config import ServerConfig, check_bind, resolve_api_key
+from phi3industry.serving.engine import engine_for, on_engine
 from phi3industry.strategies import PIPELINE_STRATEGIES, STRATEGIES
 
 try:
@@ -88,6 +89,22 @@ def _answer_fields(answer: Answer) -> dict[str, Any]:
         "strategy": answer.strategy,
         "abstained": answer.abstained,
     }
+
+
+def check_engine(pipeline: Pipeline) -> list[str] | None:
+    """Check that the engine behind ``pipeline`` serves its model and every adapter, by name.
+
+    A pipeline that generates locally has nothing to check (None).
+
+    Returns:
+        The model ids the engine serves, or None.
+
+    Raises:
+        ConfigError: A model or adapter is not served (the message names the flag to add).
+        GenerationError: The engine cannot be reached.
+    """
+    check = getattr(pipeline.generator, "check_served", None)
+    return list(check()) if callable(check) else None
 
 
 def create_app(
@@ -375,6 +392,7 @@ class BackgroundServer:
         cfg = config or ServerConfig(port=0)
         key = api_key or resolve_api_key(cfg)
         check_bind(cfg.host, key)
+        check_engine(pipeline)
         self._sock = socket.socket(
             socket.AF_INET6 if ":" in cfg.host else socket.AF_INET, socket.SOCK_STREAM
         )
@@ -421,34 +439,64 @@ class BackgroundServer:
 def serve(pipeline: PipelineConfig | Pipeline, config: ServerConfig | None = None) -> None:
     """Serve a pipeline over HTTP until interrupted (blocking).
 
+    With ``config.engine`` (``"vllm"``), the engine is started first for the pipeline's model
+    and adapters, the pipeline generates on it, and it is stopped when the server stops.
+
     Args:
         pipeline: The pipeline, or the settings to build it from (after the bind check, so
             a refused address costs no model load).
-        config: Server settings (host, port, api_key, limits); default ``ServerConfig()``.
+        config: Server settings (host, port, api_key, limits, engine); default
+            ``ServerConfig()``.
 
     Raises:
-        ConfigError: Non-loopback bind without an API key, or bad settings.
+        ConfigError: Non-loopback bind without an API key, bad settings, or an engine that
+            does not serve the pipeline's model or adapters.
+        EngineError: The engine could not be started.
     """
     import uvicorn
 
     config = config or ServerConfig()
     key = resolve_api_key(config)
     check_bind(config.host, key)  # before loading any model
-    if isinstance(pipeline, PipelineConfig):
-        pipeline = Pipeline(config=pipeline)
-    app = create_app(pipeline, config, api_key=key)
-    logger.warning(
-        "phi3industry serving %s on http://%s:%d/v1 (API key %s)",
-        getattr(pipeline.generator, "name", "?"),
-        config.host,
-        config.port,
-        "required" if key else "not required: loopback only",
-    )
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", timeout_keep_alive=30)
+    engine = None
+    if config.engine is not None:
+        if not isinstance(pipeline, PipelineConfig):
+            raise ConfigError(
+                "--engine starts the engine from the pipeline's settings: pass a PipelineConfig."
+            )
+        engine = engine_for(pipeline, config.vllm)
+        pipeline = on_engine(pipeline, engine)
+        logger.warning("starting vLLM: %s", " ".join(engine.command()))
+        engine.start()
+    try:
+        if isinstance(pipeline, PipelineConfig):
+            pipeline = Pipeline(config=pipeline)
+        served = check_engine(pipeline)  # a missing LoRA module fails here, not on a request
+        if served is not None:
+            logger.warning(
+                "generating on %s (serving %s)",
+                getattr(pipeline.generator, "base_url", "?"),
+                ", ".join(served),
+            )
+        app = create_app(pipeline, config, api_key=key)
+        logger.warning(
+            "phi3industry serving %s on http://%s:%d/v1 (API key %s)",
+            getattr(pipeline.generator, "name", "?"),
+            config.host,
+            config.port,
+            "required" if key else "not required: loopback only",
+        )
+        uvicorn.run(
+            app, host=config.host, port=config.port, log_level="info", timeout_keep_alive=30
+        )
+    finally:
+        if engine is not None:
+            engine.stop()
 
 
 __all__ = [
     "BackgroundServer",
+    "check_engine",
     "create_app",
     "model_id",
     "serve",

@@ -16,11 +16,87 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from phi3industry._config import ConfigBase, check, check_positive_int
+from phi3industry._config import ConfigBase, check, check_positive_int, split_list
 from phi3industry.errors import ConfigError
 
 #: Where the server's API key is read from when the config sets none.
 API_KEY_ENV = "PHI3INDUSTRY_API_KEY"
+#: Engines ``phi3industry serve --engine`` can start.
+ENGINES = ("vllm",)
+#: Data types vLLM accepts for ``--dtype``.
+VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16", "half", "float")
+
+
+@dataclass
+class VLLMConfig(ConfigBase):
+    """How phi3industry starts vLLM (``phi3industry engine vllm``, ``serve --engine vllm``).
+
+    The model and the adapters are the pipeline's; these are the engine's own settings.
+
+    Example:
+        >>> VLLMConfig(dtype="float32").port
+        0
+    """
+
+    python: str | None = field(
+        default=None,
+        metadata={
+            "help": "Python interpreter with vLLM installed (default: $PHI3INDUSTRY_VLLM_PYTHON, "
+            "else ~/.cache/phi3industry-engines/vllm/bin/python if it exists, else this one)."
+        },
+    )
+    host: str = field(default="127.0.0.1", metadata={"help": "Address vLLM binds."})
+    port: int = field(default=0, metadata={"help": "vLLM's port (0: any free port)."})
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "Weights dtype: auto (bf16 on GPU), float32 (CPU, exact), bfloat16..."},
+    )
+    max_lora_rank: int | None = field(
+        default=None,
+        metadata={"help": "Largest LoRA rank (default: read from the adapters' configs)."},
+    )
+    max_model_len: int | None = field(
+        default=None, metadata={"help": "Context length vLLM reserves (default: the model's)."}
+    )
+    gpu_memory_utilization: float | None = field(
+        default=None,
+        metadata={
+            "help": "Share of GPU memory vLLM reserves (on CPU: of the machine's RAM, which "
+            "must be free at start; e.g. 0.1 on a shared machine). Default: vLLM's (0.92)."
+        },
+    )
+    startup_timeout: float = field(
+        default=900.0, metadata={"help": "Seconds to wait for vLLM's /health (else an error)."}
+    )
+    extra_args: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "More vLLM flags, comma-separated (e.g. '--gpu-memory-utilization=0.8')."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        self.extra_args = split_list(self.extra_args)
+        check(
+            isinstance(self.port, int) and 0 <= self.port < 65536,
+            f"vllm port must be between 0 (any free port) and 65535, got {self.port!r}.",
+        )
+        check(
+            self.dtype in VLLM_DTYPES,
+            f"vllm dtype must be one of {', '.join(VLLM_DTYPES)}, got {self.dtype!r}.",
+        )
+        if self.max_lora_rank is not None:
+            check_positive_int(self.max_lora_rank, "max_lora_rank")
+        if self.max_model_len is not None:
+            check_positive_int(self.max_model_len, "max_model_len")
+        check(
+            self.gpu_memory_utilization is None or 0 < self.gpu_memory_utilization <= 1,
+            f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization!r}.",
+        )
+        check(
+            self.startup_timeout > 0,
+            f"startup_timeout must be positive seconds, got {self.startup_timeout!r}.",
+        )
 
 
 @dataclass
@@ -56,6 +132,16 @@ class ServerConfig(ConfigBase):
     max_queue: int = field(
         default=64, metadata={"help": "Requests waiting for the model at most (else 503)."}
     )
+    engine: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start this inference engine (vllm) for the model and adapters, generate "
+            "on it, and stop it with the server."
+        },
+    )
+    vllm: VLLMConfig = field(
+        default_factory=VLLMConfig, metadata={"help": "vLLM settings for --engine vllm."}
+    )
 
     def __post_init__(self) -> None:
         check(
@@ -67,6 +153,10 @@ class ServerConfig(ConfigBase):
         check(
             self.request_timeout > 0,
             f"request_timeout must be positive seconds, got {self.request_timeout!r}.",
+        )
+        check(
+            self.engine is None or self.engine in ENGINES,
+            f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}.",
         )
         check(
             self.api_key is None or len(self.api_key) >= 8,

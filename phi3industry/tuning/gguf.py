@@ -10,14 +10,33 @@ bundled Phi-3 vocabulary for Phi-3, or the GGUF a model was converted from (Smol
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from phi3industry.errors import ConfigError
-from phi3industry.models import model_family, phi3_vocab_gguf, resolve_model
+from phi3industry.errors import ConfigError, DependencyMissingError
+from phi3industry.models import engines_dir, model_family, phi3_vocab_gguf, resolve_model
 from phi3industry.tuning.adapters import adapter_base_model, adapter_tokenizer, load_adapted_model
 
-QUANTIZATIONS = ("f32", "f16", "q8_0")
+#: Written by gguf-py here.
+GGUF_PY_QUANTIZATIONS = ("f32", "f16", "q8_0")
+#: k-quants, written by llama.cpp's own quantizer (llama-cpp-python) from an f16 export.
+LLAMA_CPP_QUANTIZATIONS = {
+    "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+}
+QUANTIZATIONS = (*GGUF_PY_QUANTIZATIONS, *LLAMA_CPP_QUANTIZATIONS)
+LLAMA_CPP_PYTHON_ENV = "PHI3INDUSTRY_LLAMACPP_PYTHON"
+_QUANTIZE = """
+import ctypes, sys
+import llama_cpp
+params = llama_cpp.llama_model_quantize_default_params()
+params.ftype = getattr(llama_cpp, sys.argv[3])
+src, out = sys.argv[1].encode(), sys.argv[2].encode()
+sys.exit(llama_cpp.llama_model_quantize(src, out, ctypes.byref(params)))
+"""
 _ARCHES = ("phi3", "llama")
 
 
@@ -147,6 +166,54 @@ def write_gguf(
     return out_file
 
 
+def llama_cpp_python(configured: str | None = None) -> str:
+    """The Python with llama-cpp-python.
+
+    The configured one, else ``$PHI3INDUSTRY_LLAMACPP_PYTHON``, else the engines' venv
+    (``~/.cache/phi3industry-engines/llamacpp``) if it exists, else this one.
+    """
+    if configured:
+        return configured
+    if os.environ.get(LLAMA_CPP_PYTHON_ENV):
+        return os.environ[LLAMA_CPP_PYTHON_ENV]
+    cached = engines_dir() / "llamacpp" / "bin" / "python"
+    return str(cached) if cached.exists() else sys.executable
+
+
+def quantize_gguf(
+    src: str | Path, out_file: str | Path, quantization: str, *, python: str | None = None
+) -> Path:
+    """Quantize a GGUF file with llama.cpp's own quantizer (k-quants such as ``q4_k_m``).
+
+    llama-cpp-python compiles llama.cpp and usually lives in its own venv: the quantizer
+    runs in ``python`` (see :func:`llama_cpp_python`). Tensors whose rows a k-quant cannot
+    hold (not a multiple of 256) get llama.cpp's fallback type.
+
+    Raises:
+        ConfigError: For a quantization llama.cpp is not asked for here.
+        DependencyMissingError: If that Python has no llama-cpp-python, or quantizing fails.
+    """
+    if quantization not in LLAMA_CPP_QUANTIZATIONS:
+        raise ConfigError(
+            f"llama.cpp quantization must be one of {', '.join(LLAMA_CPP_QUANTIZATIONS)}, got "
+            f"{quantization!r}."
+        )
+    py = llama_cpp_python(python)
+    cmd = [py, "-c", _QUANTIZE, str(src), str(out_file), LLAMA_CPP_QUANTIZATIONS[quantization]]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        missing = "No module named 'llama_cpp'" in done.stderr
+        hint = (
+            f"{py} has no llama-cpp-python: python3 -m venv ~/.cache/phi3industry-engines/"
+            "llamacpp && ~/.cache/phi3industry-engines/llamacpp/bin/pip install "
+            f"llama-cpp-python (or set {LLAMA_CPP_PYTHON_ENV})"
+            if missing
+            else f"llama.cpp's quantizer failed (exit {done.returncode}): {done.stderr[-800:]}"
+        )
+        raise DependencyMissingError(f"Cannot write a {quantization} GGUF: {hint}.")
+    return Path(out_file)
+
+
 def export_gguf(
     adapter_dir: str | Path, out_file: str | Path, *, quantization: str = "f16"
 ) -> Path:
@@ -155,7 +222,8 @@ def export_gguf(
     Args:
         adapter_dir: Output directory of a tuning run.
         out_file: The ``.gguf`` file to write.
-        quantization: ``"f32"``, ``"f16"`` or ``"q8_0"``.
+        quantization: ``"f32"``, ``"f16"`` or ``"q8_0"`` (written here), or ``"q4_k_m"`` /
+            ``"q5_k_m"`` (an f16 export quantized by llama.cpp: see :func:`quantize_gguf`).
 
     Returns:
         ``out_file``.
@@ -181,9 +249,24 @@ def export_gguf(
     base_name = adapter_base_model(adapter_dir)
     tokenizer = adapter_tokenizer(adapter_dir, base_name)
     reference = _tokenizer_reference(Path(resolve_model(base_name)), family)
+    out_file = Path(out_file)
+    if quantization in LLAMA_CPP_QUANTIZATIONS:
+        f16 = out_file.with_name(f"{out_file.stem}.f16-tmp.gguf")
+        write_gguf(model, tokenizer, f16, quantization="f16", tokenizer_gguf=reference)
+        try:
+            return quantize_gguf(f16, out_file, quantization)
+        finally:
+            f16.unlink(missing_ok=True)
     return write_gguf(
-        model, tokenizer, Path(out_file), quantization=quantization, tokenizer_gguf=reference
+        model, tokenizer, out_file, quantization=quantization, tokenizer_gguf=reference
     )
 
 
-__all__ = ["QUANTIZATIONS", "export_gguf", "write_gguf"]
+__all__ = [
+    "LLAMA_CPP_QUANTIZATIONS",
+    "QUANTIZATIONS",
+    "export_gguf",
+    "llama_cpp_python",
+    "quantize_gguf",
+    "write_gguf",
+]

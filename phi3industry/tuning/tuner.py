@@ -639,7 +639,8 @@ class Tuner:
 
         Args:
             out_file: The ``.gguf`` file to write.
-            quantization: ``"f32"``, ``"f16"`` or ``"q8_0"``.
+            quantization: ``"f32"``, ``"f16"``, ``"q8_0"``, or ``"q4_k_m"``/``"q5_k_m"``
+                (quantized by llama.cpp, see :func:`~phi3industry.tuning.gguf.quantize_gguf`).
 
         Returns:
             ``out_file``.
