@@ -164,10 +164,11 @@ class RetrieverConfig(ConfigBase):
         )
         check(
             isinstance(self.collection, str)
-            and re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]", self.collection)
+            and re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,503}[a-zA-Z0-9]", self.collection)
             is not None,
-            f"collection must be 3-512 characters of letters, digits, '.', '_' or '-', "
-            f"starting and ending with a letter or digit (Chroma's rule); got {self.collection!r}.",
+            f"collection must be 3-505 characters of letters, digits, '.', '_' or '-', "
+            f"starting and ending with a letter or digit (Chroma's rule, less the '.copies' "
+            f"suffix of the index's second collection); got {self.collection!r}.",
         )
 
     @property

@@ -30,6 +30,7 @@ from phi3industry.errors import ConfigError, QueryError
 from phi3industry.models import cache_dir
 from phi3industry.retrieval.bm25 import BM25Cache
 from phi3industry.retrieval.chroma import (
+    copies_name,
     existing_index_client,
     iter_rows,
     make_client,
@@ -39,7 +40,7 @@ from phi3industry.retrieval.chroma import (
 from phi3industry.retrieval.coherence import ChangeMarker, write_lock
 from phi3industry.retrieval.config import RetrieverConfig
 from phi3industry.retrieval.embeddings import Embedder, load_embedder, resolve_backend
-from phi3industry.retrieval.search import Hit, mmr_select, rrf_fuse
+from phi3industry.retrieval.search import Hit, collapse_duplicates, mmr_select, rrf_fuse
 from phi3industry.retrieval.sync import Syncer, SyncReport, document_states, show_progress
 
 if TYPE_CHECKING:
@@ -119,12 +120,14 @@ class Retriever:
         # process wrote to it.
         self._client = client if client is not None else make_client(config, fresh=True)
         self._collection: Collection = self._open_collection(self._client)
+        self._copies: Collection = self._open_collection(self._client, copies=True)
         self._bm25 = BM25Cache(self._bm25_dir())
         if config.path is not None:
             self._write_index_file()
 
-    def _open_collection(self, client: ClientAPI) -> Collection:
-        collection = open_collection(client, self.config, self.embedder, create=True)
+    def _open_collection(self, client: ClientAPI, copies: bool = False) -> Collection:
+        name = copies_name(self.config.collection) if copies else None
+        collection = open_collection(client, self.config, self.embedder, create=True, name=name)
         assert collection is not None  # create=True
         return collection
 
@@ -178,6 +181,7 @@ class Retriever:
                 return  # another thread reopened meanwhile
             client = make_client(self.config, fresh=True)
             self._client, self._collection = client, self._open_collection(client)
+            self._copies = self._open_collection(client, copies=True)
             self._bm25.forget()
             self._marker.seen = marker
 
@@ -237,14 +241,22 @@ class Retriever:
         started = time.perf_counter()
         show = show_progress(self.config.progress if progress is None else progress)
         with self._writing():
-            syncer = Syncer(
-                self._client, self._collection, self.embedder, self.config, self._marker.mark
-            )
+            syncer = self._syncer()
             report = syncer.run([str(p) for p in paths], delete_missing, show)
             if report.changed or not self._bm25.is_fresh(self._collection):
                 self._bm25.rebuild(self._collection, save=True)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _syncer(self) -> Syncer:
+        return Syncer(
+            self._client,
+            self._collection,
+            self._copies,
+            self.embedder,
+            self.config,
+            self._marker.mark,
+        )
 
     def add(self, path: str | Path) -> SyncReport:
         """Index (or re-index) one document, leaving everything else as it is."""
@@ -261,11 +273,15 @@ class Retriever:
         """
         key = Path(source).expanduser().resolve().as_posix()
         with self._writing():
-            ids = self._collection.get(where={"source": key}, include=[])["ids"]
-            if ids:
-                self._collection.delete(ids=ids)
+            hashes: dict[str, str] = {}
+            for part in (self._collection, self._copies):
+                rows = part.get(where={"source": key}, include=["metadatas"])
+                for cid, meta in zip(rows["ids"], rows["metadatas"] or [], strict=True):
+                    hashes[cid] = str(meta.get("chunk_hash", ""))
+            if hashes:
+                self._syncer().remove(list(hashes), hashes)
                 self._bm25.rebuild(self._collection, save=True)
-        return len(ids)
+        return len(hashes)
 
     def _bm25_dir(self) -> Path:
         if self.config.path is not None:
@@ -345,38 +361,78 @@ class Retriever:
         if total == 0:
             return []
         query_vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
-        n_dense = min(total, max(k, cfg.fetch_k) if (hybrid or mmr) else k)
+        # More than k: near-identical passages collapse into one hit afterwards.
+        n_dense = min(total, max(k, cfg.fetch_k))
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if mmr else [])
-        with self._filter_errors(where):
-            rows: Any = self._collection.query(
-                query_embeddings=[query_vector],  # type: ignore[arg-type]
-                n_results=n_dense,
-                where=where,
-                include=include,  # type: ignore[arg-type]
-            )
         candidates: dict[str, dict[str, Any]] = {}
-        for i, cid in enumerate(rows["ids"][0]):
-            candidates[cid] = {
-                "text": rows["documents"][0][i],
-                "meta": rows["metadatas"][0][i],
-                "dense": 1.0 - float(rows["distances"][0][i]),
-                "vector": rows["embeddings"][0][i] if mmr else None,
-            }
-        order = list(candidates)
+        parts = [self._collection]
+        if where is not None and self._copies.count():
+            parts.append(self._copies)  # a filter may match only a copy's source
+        for part in parts:
+            with self._filter_errors(where):
+                rows: Any = part.query(
+                    query_embeddings=[query_vector],  # type: ignore[arg-type]
+                    n_results=min(n_dense, part.count()),
+                    where=where,
+                    include=include,  # type: ignore[arg-type]
+                )
+            for i, cid in enumerate(rows["ids"][0]):
+                candidates.setdefault(
+                    cid,
+                    {
+                        "text": rows["documents"][0][i],
+                        "meta": rows["metadatas"][0][i],
+                        "dense": 1.0 - float(rows["distances"][0][i]),
+                        "vector": rows["embeddings"][0][i] if mmr else None,
+                    },
+                )
+        order = sorted(candidates, key=lambda cid: -candidates[cid]["dense"])
         scores = {cid: candidates[cid]["dense"] for cid in order}
         if hybrid:
             keyword = self._keyword_candidates(query, query_vector, where, candidates, mmr)
             order, scores = rrf_fuse([order, keyword], cfg.rrf_k)
         if min_score is not None:
             order = [cid for cid in order if candidates[cid]["dense"] >= min_score]
+        order, absorbed = collapse_duplicates(order, {c: candidates[c]["text"] for c in order})
         if mmr:
             order = self._mmr(query_vector, order, candidates, k)
+        order = order[:k]
+        others = self._other_sources(order, absorbed, candidates)
         hits = []
-        for cid in order[:k]:
+        for cid in order:
             item = candidates[cid]
             meta = {**item["meta"], "dense_score": item["dense"]} if hybrid else item["meta"]
-            hits.append(Hit.from_row(cid, item["text"], meta, scores[cid]))
+            hits.append(Hit.from_row(cid, item["text"], meta, scores[cid], others[cid]))
         return hits
+
+    def _other_sources(
+        self,
+        order: list[str],
+        absorbed: dict[str, list[str]],
+        candidates: dict[str, dict[str, Any]],
+    ) -> dict[str, list[str]]:
+        """Each hit's other sources: the passages it absorbed, and the copies of its text."""
+        others = {
+            cid: [str(candidates[a]["meta"].get("source", "")) for a in absorbed.get(cid, [])]
+            for cid in order
+        }
+        if not order or not self._copies.count():
+            return others
+        by_hash: dict[str, list[str]] = {}
+        for cid in order:
+            for member in (cid, *absorbed.get(cid, [])):
+                chunk_hash = str(candidates[member]["meta"].get("chunk_hash", ""))
+                by_hash.setdefault(chunk_hash, []).append(cid)
+        rows = self._copies.get(
+            where={"chunk_hash": {"$in": sorted(by_hash)}},  # type: ignore[dict-item]
+            include=["metadatas"],
+        )
+        for meta in rows["metadatas"] or []:
+            for cid in by_hash.get(str(meta.get("chunk_hash", "")), []):
+                others[cid].append(str(meta.get("source", "")))
+        for cid in others:
+            others[cid] = sorted(set(others[cid]))
+        return others
 
     def _keyword_candidates(
         self,
@@ -434,9 +490,12 @@ class Retriever:
         Hits from this method are not search results: their ``score`` is 1.0.
         """
         with self._filter_errors(where):
-            for page in iter_rows(self._collection, ("documents", "metadatas"), where=where):
-                for cid, text, meta in zip(page.ids, page.documents, page.metadatas, strict=True):
-                    yield Hit.from_row(cid, text, meta, 1.0)
+            for part in (self._collection, self._copies):
+                for page in iter_rows(part, ("documents", "metadatas"), where=where):
+                    for cid, text, meta in zip(
+                        page.ids, page.documents, page.metadatas, strict=True
+                    ):
+                        yield Hit.from_row(cid, text, meta, 1.0)
 
     def as_langchain(self, k: int = 4, **search_kwargs: Any) -> BaseRetriever:
         """Return this index as a LangChain retriever (sync and async).
@@ -455,7 +514,7 @@ class Retriever:
     # ------------------------------------------------------------------ facts
     def stats(self) -> dict[str, Any]:
         """Return documents, chunks, embedder, dimension and on-disk size of the index."""
-        states = document_states(self._collection)
+        states = document_states(self._collection, self._copies)
         info: dict[str, Any] = {
             "collection": self.config.collection,
             "location": self.config.location,

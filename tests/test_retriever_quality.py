@@ -1,0 +1,176 @@
+"""Retrieval quality on hostile and real material: repeated content, headers, long queries.
+
+A real embedded Chroma index with the bundled MiniLM embedder (torch backend).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from _corpus import TOPICS, write_corpus
+
+from phi3industry import Retriever, RetrieverConfig
+from phi3industry.retrieval.search import collapse_duplicates
+
+#: A sentence of each good document, and the document.
+OWN_SENTENCES = {
+    "battery.md": "Error code E4711 means the battery pack overheated.",
+    "returns.md": "Customers may return unused parts within 30 days of delivery.",
+    "safety.md": "Always press the red emergency stop button before opening the chassis.",
+    "network.md": "The robot connects to the warehouse Wi-Fi on the 5 GHz band.",
+}
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "docs")
+
+
+def make_retriever(path: Path, **settings: object) -> Retriever:
+    return Retriever(
+        RetrieverConfig(path=str(path), embedding_backend="torch", progress=False, **settings)
+    )
+
+
+def test_ten_thousand_identical_chunks_blind_nothing(tmp_path: Path, corpus: Path) -> None:
+    # ~10,000 chunks of one repeated line (2 distinct texts), beside the good documents.
+    (corpus / "junk.txt").write_text("The same line again.\n" * 410_000, encoding="utf-8")
+    retriever = make_retriever(tmp_path / "index")
+    report = retriever.sync([corpus])
+    junk = (corpus / "junk.txt").resolve().as_posix()
+    [(source, n_chunks, distinct)] = report.repeated
+    assert source == junk and n_chunks >= 9_000 and distinct <= 3
+    assert f"indexed once: {junk}" in report.summary()
+    assert retriever.stats()["chunks"] <= 4 * 3 + 3
+    for name, sentence in OWN_SENTENCES.items():
+        for hybrid in (False, True):
+            hits = retriever.search(sentence, k=5, hybrid=hybrid)
+            assert hits[0].source.endswith(name), (sentence, hybrid, hits[0])
+            assert len({h.text for h in hits}) == len(hits), "two hits with the same text"
+
+
+def test_identical_texts_across_documents_are_one_hit_listing_every_source(
+    tmp_path: Path, corpus: Path
+) -> None:
+    for i in range(30):
+        shutil.copyfile(corpus / "returns.md", corpus / f"returns-copy{i:02d}.md")
+    retriever = make_retriever(tmp_path / "index")
+    report = retriever.sync([corpus])
+    assert report.chunks_embedded == 4, "each distinct text is embedded once"
+    # One searched row per distinct text; the 30 copies live beside it.
+    assert retriever._collection.count() == 4
+    assert retriever._copies.count() == 30
+    assert retriever.stats()["documents"] == 34 and retriever.stats()["chunks"] == 34
+    copies = sorted((corpus / f"returns-copy{i:02d}.md").resolve().as_posix() for i in range(30))
+    returns = (corpus / "returns.md").resolve().as_posix()
+    for hybrid in (False, True):
+        hits = retriever.search(OWN_SENTENCES["returns.md"], k=4, hybrid=hybrid)
+        assert len(hits) == 4 and len({h.text for h in hits}) == 4
+        assert sorted(hits[0].sources) == sorted([returns, *copies])
+        assert hits[0].sources[0] == hits[0].source
+        assert all(h.sources == (h.source,) for h in hits[1:])
+    # A filter on a copy's source finds the copy itself.
+    [hit] = retriever.search("return parts", k=1, where={"source": copies[7]})
+    assert hit.source == copies[7]
+    # Every chunk of every copy is still stored, with its own span and document.
+    assert len({h.source for h in retriever.iter_chunks()}) == 34
+
+
+def test_deleting_or_changing_one_holder_of_a_shared_text_keeps_the_others_findable(
+    tmp_path: Path, corpus: Path
+) -> None:
+    for i in range(3):
+        shutil.copyfile(corpus / "returns.md", corpus / f"copy{i}.md")
+    retriever = make_retriever(tmp_path / "index")
+    retriever.sync([corpus])
+    names = ["returns.md", "copy0.md", "copy1.md", "copy2.md"]
+    holders = {(corpus / n).resolve().as_posix() for n in names}
+    searched = retriever._collection.get(where={"source": {"$in": sorted(holders)}})
+    [owner] = [m["source"] for m in searched["metadatas"] or []]
+    # Delete the document whose row is searched: a copy takes its place.
+    Path(owner).unlink()
+    report = retriever.sync([corpus])
+    assert report.deleted == [owner]
+    [hit] = retriever.search(OWN_SENTENCES["returns.md"], k=1)
+    assert sorted(hit.sources) == sorted(holders - {owner})
+    # Change the next owner; the remaining one is still found, and so is the new text.
+    [next_owner] = [
+        m["source"]
+        for m in retriever._collection.get(where={"source": {"$in": sorted(holders)}})["metadatas"]
+        or []
+    ]
+    Path(next_owner).write_text("# Moved\n\nThis page moved to the wiki.\n", encoding="utf-8")
+    retriever.sync([corpus])
+    [hit] = retriever.search(OWN_SENTENCES["returns.md"], k=1)
+    assert sorted(hit.sources) == sorted(holders - {owner, next_owner})
+    assert retriever.search("page moved to the wiki", k=1)[0].source == next_owner
+    # Retriever.delete of the last owner hands the text to the last copy.
+    remaining = sorted(holders - {owner, next_owner})
+    retriever.delete(retriever.search(OWN_SENTENCES["returns.md"], k=1)[0].source)
+    [hit] = retriever.search(OWN_SENTENCES["returns.md"], k=1)
+    assert len(hit.sources) == 1 and hit.source in remaining
+    assert retriever._copies.count() == 0
+
+
+def test_a_killed_promotion_is_repaired_by_the_next_sync(tmp_path: Path, corpus: Path) -> None:
+    shutil.copyfile(corpus / "returns.md", corpus / "copy.md")
+    retriever = make_retriever(tmp_path / "index")
+    retriever.sync([corpus])
+    # What a kill leaves between the steps of a promotion: the searched row deleted with no
+    # copy promoted yet, or a copy promoted but still in the copies collection as well.
+    searched = retriever._collection.get(where={"chunk_hash": {"$ne": ""}}, include=[])["ids"]
+    copy = retriever._copies.get(include=["documents", "metadatas", "embeddings"])
+    [copy_id] = copy["ids"]
+    owner_id = next(i for i in searched if i.split("-")[2] == copy_id.split("-")[2])
+    retriever._collection.delete(ids=[owner_id])
+    assert not any(h.text.startswith("# Returns") for h in retriever.search("return", k=4))
+    retriever.sync([corpus])
+    hit = retriever.search(OWN_SENTENCES["returns.md"], k=1)[0]
+    assert "30 days" in hit.text and len(hit.sources) == 2
+    assert (retriever._collection.count(), retriever._copies.count()) == (4, 1)
+    retriever._copies.upsert(
+        ids=[hit.id],
+        documents=[hit.text],
+        metadatas=[retriever._collection.get(ids=[hit.id])["metadatas"][0]],  # type: ignore[index]
+        embeddings=retriever._collection.get(ids=[hit.id], include=["embeddings"])["embeddings"],
+    )
+    retriever.sync([corpus])
+    in_both = set(retriever._collection.get(include=[])["ids"]) & set(
+        retriever._copies.get(include=[])["ids"]
+    )
+    assert not in_both
+    assert len(retriever.search(OWN_SENTENCES["returns.md"], k=1)[0].sources) == 2
+
+
+def test_near_identical_passages_collapse_into_one_hit(tmp_path: Path) -> None:
+    base = TOPICS["returns.md"]
+    docs = write_corpus(
+        tmp_path / "docs",
+        {
+            "returns.md": base,
+            "returns-shouting.md": base.upper().replace(".", " !"),
+            "returns-spaced.md": base.replace(" ", "  ").replace("5", "5 "),
+            "network.md": TOPICS["network.md"],
+        },
+    )
+    retriever = make_retriever(tmp_path / "index")
+    retriever.sync([docs])
+    hits = retriever.search(OWN_SENTENCES["returns.md"], k=3)
+    assert len(hits) == 2
+    assert len(hits[0].sources) == 3 and hits[1].source.endswith("network.md")
+
+
+def test_collapse_duplicates_keeps_the_best_ranked_of_each_group() -> None:
+    texts = {
+        "a": "Refunds are issued within five business days to the original card.",
+        "b": "refunds are issued within five business days to the original card",
+        "c": "Refunds are issued within five business days to the original card !!",
+        "d": "Wear gloves when handling the gripper.",
+        "e": "Refunds are issued within five days.",
+    }
+    kept, absorbed = collapse_duplicates(["d", "a", "b", "e", "c"], texts)
+    assert kept == ["d", "a", "e"]
+    assert absorbed == {"d": [], "a": ["b", "c"], "e": []}
+    assert collapse_duplicates([], {}) == ([], {})
