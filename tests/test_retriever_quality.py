@@ -174,3 +174,73 @@ def test_collapse_duplicates_keeps_the_best_ranked_of_each_group() -> None:
     assert kept == ["d", "a", "e"]
     assert absorbed == {"d": [], "a": ["b", "c"], "e": []}
     assert collapse_duplicates([], {}) == ([], {})
+
+
+# --------------------------------------------------------------------------- chunk headers
+
+
+def gripper_corpus(root: Path) -> Path:
+    filler = "\n\n".join(
+        f"Step {i}: check the torque of bolt {i} and write the value in the service log."
+        for i in range(40)
+    )
+    return write_corpus(
+        root,
+        {
+            "ar7.md": f"# AR7 gripper\n\n## Cleaning\n\n{filler}\n\n"
+            "Wipe the pads with isopropyl alcohol once a week.\n",
+            "ar9.md": "# AR9 lidar\n\n## Cleaning\n\nWipe the lens with a dry cloth daily.\n",
+        },
+    )
+
+
+@pytest.mark.parametrize("contextual", [True, False])
+def test_contextual_headers_are_matched_but_stored_text_stays_exact(
+    tmp_path: Path, contextual: bool
+) -> None:
+    docs = gripper_corpus(tmp_path / "docs")
+    retriever = make_retriever(tmp_path / "index", contextual_headers=contextual)
+    retriever.sync([docs])
+    [last] = [h for h in retriever.iter_chunks() if "isopropyl" in h.text]
+    assert "gripper" not in last.text.lower(), "the test needs a chunk without the heading"
+    text = (docs / "ar7.md").read_text(encoding="utf-8")
+    assert text[last.span[0] : last.span[1]] == last.text
+    assert last.section == "AR7 gripper > Cleaning"
+    # BM25 finds the chunk by its document's heading only when headers are on.
+    bm25 = retriever._bm25.get(retriever._collection)
+    found = {cid for cid, _ in bm25.search("AR7 gripper", k=50)}
+    assert (last.id in found) is contextual
+    # The stored vector is that of the header and text, or of the text alone.
+    [stored] = retriever._collection.get(ids=[last.id], include=["embeddings"])["embeddings"]
+    plain = retriever.embedder.embed_documents([last.text])[0]
+    assert (float(stored @ plain) < 0.999) is contextual
+    hit = retriever.search("How often do I clean the AR7 gripper pads?", k=1, hybrid=True)[0]
+    assert hit.text == text[hit.span[0] : hit.span[1]]
+
+
+def test_switching_contextual_headers_re_embeds_every_document(tmp_path: Path) -> None:
+    docs = gripper_corpus(tmp_path / "docs")
+    retriever = make_retriever(tmp_path / "index", contextual_headers=True)
+    first = retriever.sync([docs])
+    again = Retriever.open(tmp_path / "index", contextual_headers=False).sync([docs])
+    assert len(again.updated) == 2 and again.chunks_embedded == first.chunks_embedded
+    assert Retriever.open(tmp_path / "index").config.contextual_headers is False
+    bm25 = Retriever.open(tmp_path / "index")._bm25
+    assert bm25.variant == ""
+
+
+def test_chunk_header_and_contextual_text_never_cut_the_chunk() -> None:
+    from phi3industry.retrieval.documents import chunk_header, contextual_text
+
+    assert chunk_header(None, None) == ""
+    assert chunk_header("Manual", None) == "Manual"
+    assert chunk_header(None, "A > B") == "A > B"
+    assert chunk_header("Manual", "Manual > Setup") == "Manual > Setup"
+    words = lambda s: len(s.split())  # noqa: E731
+    text = "one two three four five six seven"
+    fitted = contextual_text(text, "Guide > Part > Chapter > Section", words, 10)
+    assert fitted.endswith("\n\n" + text) and words(fitted) <= 10
+    assert fitted.startswith("Chapter > Section\n")
+    assert contextual_text(text, "Guide > Part", words, 7) == text
+    assert contextual_text(text, "", words, 100) == text
+    assert contextual_text(text, "Guide", None, None) == "Guide\n\n" + text

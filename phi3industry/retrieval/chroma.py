@@ -139,8 +139,12 @@ def _embedding_function_class() -> type:
 
 
 def chunking_signature(config: RetrieverConfig) -> str:
-    """Return a string that changes whenever chunking would produce different chunks."""
-    return f"tokens:{config.chunk_size}/{config.chunk_overlap}"
+    """Return a string that changes whenever chunking would produce different chunks.
+
+    ``v2``: chunks record ``vector_hash`` (the hash of the text that was embedded).
+    """
+    context = "/headers" if config.contextual_headers else ""
+    return f"tokens:{config.chunk_size}/{config.chunk_overlap}/v2{context}"
 
 
 def open_collection(

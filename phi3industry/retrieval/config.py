@@ -69,6 +69,14 @@ class RetrieverConfig(ConfigBase):
     chunk_overlap: int = field(
         default=32, metadata={"help": "Tokens shared by consecutive chunks."}
     )
+    contextual_headers: bool = field(
+        default=True,
+        metadata={
+            "help": "Embed and keyword-index each chunk with its document title and section "
+            "path on a line before it (stored text, spans and citations stay exact). Changing "
+            "it re-embeds every document on the next sync."
+        },
+    )
     include: list[str] | None = field(
         default=None, metadata={"help": "Glob patterns of files to ingest (default: all known)."}
     )

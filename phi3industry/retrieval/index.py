@@ -41,7 +41,13 @@ from phi3industry.retrieval.coherence import ChangeMarker, write_lock
 from phi3industry.retrieval.config import RetrieverConfig
 from phi3industry.retrieval.embeddings import Embedder, load_embedder, resolve_backend
 from phi3industry.retrieval.search import Hit, collapse_duplicates, mmr_select, rrf_fuse
-from phi3industry.retrieval.sync import Syncer, SyncReport, document_states, show_progress
+from phi3industry.retrieval.sync import (
+    VECTOR_KEY,
+    Syncer,
+    SyncReport,
+    document_states,
+    show_progress,
+)
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -121,7 +127,7 @@ class Retriever:
         self._client = client if client is not None else make_client(config, fresh=True)
         self._collection: Collection = self._open_collection(self._client)
         self._copies: Collection = self._open_collection(self._client, copies=True)
-        self._bm25 = BM25Cache(self._bm25_dir())
+        self._bm25 = BM25Cache(self._bm25_dir(), contextual=config.contextual_headers)
         if config.path is not None:
             self._write_index_file()
 
@@ -277,7 +283,7 @@ class Retriever:
             for part in (self._collection, self._copies):
                 rows = part.get(where={"source": key}, include=["metadatas"])
                 for cid, meta in zip(rows["ids"], rows["metadatas"] or [], strict=True):
-                    hashes[cid] = str(meta.get("chunk_hash", ""))
+                    hashes[cid] = str(meta.get(VECTOR_KEY, ""))
             if hashes:
                 self._syncer().remove(list(hashes), hashes)
                 self._bm25.rebuild(self._collection, save=True)
@@ -421,14 +427,14 @@ class Retriever:
         by_hash: dict[str, list[str]] = {}
         for cid in order:
             for member in (cid, *absorbed.get(cid, [])):
-                chunk_hash = str(candidates[member]["meta"].get("chunk_hash", ""))
-                by_hash.setdefault(chunk_hash, []).append(cid)
+                vector_hash = str(candidates[member]["meta"].get(VECTOR_KEY, ""))
+                by_hash.setdefault(vector_hash, []).append(cid)
         rows = self._copies.get(
-            where={"chunk_hash": {"$in": sorted(by_hash)}},  # type: ignore[dict-item]
+            where={VECTOR_KEY: {"$in": sorted(by_hash)}},  # type: ignore[dict-item]
             include=["metadatas"],
         )
         for meta in rows["metadatas"] or []:
-            for cid in by_hash.get(str(meta.get("chunk_hash", "")), []):
+            for cid in by_hash.get(str(meta.get(VECTOR_KEY, "")), []):
                 others[cid].append(str(meta.get("source", "")))
         for cid in others:
             others[cid] = sorted(set(others[cid]))

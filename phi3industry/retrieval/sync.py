@@ -43,6 +43,8 @@ from phi3industry.retrieval.config import RetrieverConfig
 from phi3industry.retrieval.documents import (
     Chunk,
     Chunker,
+    chunk_header,
+    contextual_text,
     discover_files,
     file_hash,
     load_document,
@@ -55,6 +57,9 @@ if TYPE_CHECKING:
     from phi3industry.retrieval.embeddings import Embedder
 
 _HASH_BATCH = 500  # chunk hashes per "$in" lookup of stored vectors
+#: Metadata key of the hash of what was embedded (the chunk's text, with its header when
+#: ``contextual_headers`` is on): the identity of a vector, for reuse and for repeats.
+VECTOR_KEY = "vector_hash"
 #: A document whose distinct chunk texts are at most this share of its chunks is reported.
 _REPEATED_SHARE = 0.5
 
@@ -157,7 +162,7 @@ class IndexScan:
 
     Attributes:
         states: Each indexed document's :class:`DocState`, by source path.
-        hashes: Each chunk id's text hash (``chunk_hash``).
+        hashes: Each chunk id's vector hash (:data:`VECTOR_KEY`).
         copies: Ids held by the copies collection (the others are searched).
         doubled: Ids found in both collections (a promotion killed half-way).
     """
@@ -181,7 +186,7 @@ def scan_index(collection: Collection, copies: Collection | None = None) -> Inde
                     continue
                 if part is copies:
                     scan.copies.add(cid)
-                scan.hashes[cid] = str(meta.get("chunk_hash", ""))
+                scan.hashes[cid] = str(meta.get(VECTOR_KEY, ""))
                 state = scan.states.setdefault(str(meta.get("source", "")), DocState())
                 state.ids.append(cid)
                 state.hashes.add(str(meta.get("doc_hash", "")))
@@ -211,10 +216,10 @@ def _ids_by_hash(collection: Collection, hashes: list[str]) -> dict[str, list[st
     """Ids of the rows of ``collection`` holding each of these text hashes."""
     found: dict[str, list[str]] = {}
     for start in range(0, len(hashes), _HASH_BATCH):
-        where: Any = {"chunk_hash": {"$in": hashes[start : start + _HASH_BATCH]}}
+        where: Any = {VECTOR_KEY: {"$in": hashes[start : start + _HASH_BATCH]}}
         rows = collection.get(where=where, include=["metadatas"])
         for cid, meta in zip(rows["ids"], rows["metadatas"] or [], strict=True):
-            found.setdefault(str(meta["chunk_hash"]), []).append(cid)
+            found.setdefault(str(meta[VECTOR_KEY]), []).append(cid)
     return found
 
 
@@ -257,9 +262,9 @@ def repair_copies(collection: Collection, copies: Collection, scan: IndexScan) -
         Whether anything was changed.
     """
     searched: dict[str, list[str]] = {}
-    for cid, chunk_hash in scan.hashes.items():
-        if cid not in scan.copies:
-            searched.setdefault(chunk_hash, []).append(cid)
+    for cid, vector_hash in scan.hashes.items():
+        if cid not in scan.copies and vector_hash:  # "": written before vector hashes
+            searched.setdefault(vector_hash, []).append(cid)
     doubled = sorted(scan.doubled)
     if doubled:  # promoted, then killed before the copy was deleted
         copies.delete(ids=doubled)
@@ -267,7 +272,7 @@ def repair_copies(collection: Collection, copies: Collection, scan: IndexScan) -
     extra = [cid for ids in searched.values() for cid in sorted(ids)[1:]]
     _move(collection, copies, extra)
     scan.copies.update(extra)
-    orphans = {scan.hashes[cid] for cid in scan.copies} - set(searched)
+    orphans = {scan.hashes[cid] for cid in scan.copies} - set(searched) - {""}
     promoted = promote_copies(collection, copies, sorted(orphans))
     return bool(doubled or extra or promoted)
 
@@ -383,12 +388,21 @@ class Syncer:
             bar.update(len(group))
         bar.close()
 
+    def _embedded_text(self, chunk: Chunk) -> str:
+        """What is embedded for ``chunk``: its text, after its header when that is on."""
+        if not self.config.contextual_headers:
+            return chunk.text
+        header = chunk_header(chunk.title, chunk.section)
+        return contextual_text(
+            chunk.text, header, self.embedder.count_tokens, self.embedder.max_tokens
+        )
+
     def _stored_embeddings(self, hashes: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Vectors already searched for these text hashes, and the id of the row holding each."""
         found: dict[str, np.ndarray] = {}
         owners: dict[str, str] = {}
         for start in range(0, len(hashes), _HASH_BATCH):
-            where: Any = {"chunk_hash": {"$in": hashes[start : start + _HASH_BATCH]}}
+            where: Any = {VECTOR_KEY: {"$in": hashes[start : start + _HASH_BATCH]}}
             rows = self.collection.get(where=where, include=["embeddings", "metadatas"])
             embeddings = rows["embeddings"]
             if embeddings is None:
@@ -396,7 +410,7 @@ class Syncer:
             for cid, meta, vector in zip(
                 rows["ids"], rows["metadatas"] or [], embeddings, strict=True
             ):
-                key = str(meta["chunk_hash"])
+                key = str(meta[VECTOR_KEY])
                 if key not in found or cid < owners[key]:
                     found[key], owners[key] = np.asarray(vector, dtype=np.float32), cid
         return found, owners
@@ -404,7 +418,9 @@ class Syncer:
     def _write_group(
         self, group: list[tuple[str, list[Chunk]]], scan: IndexScan, report: SyncReport
     ) -> None:
-        unique = {c.chunk_hash: c.text for _, chunks in group for c in chunks}
+        embedded_text = {c: self._embedded_text(c) for _, chunks in group for c in chunks}
+        key = {c: hashlib.sha256(t.encode("utf-8")).hexdigest() for c, t in embedded_text.items()}
+        unique = {key[c]: embedded_text[c] for c in embedded_text}
         vectors, owners = self._stored_embeddings(list(unique))
         missing = [h for h in unique if h not in vectors]
         if missing:
@@ -419,11 +435,12 @@ class Syncer:
         for source, chunks in group:
             doc_ids = [chunk_id(source, c.index, c.chunk_hash) for c in chunks]
             for cid, c in zip(doc_ids, chunks, strict=True):
-                # The first occurrence of a text is searched; the others are copies.
-                owner = owners.setdefault(c.chunk_hash, cid)
+                # The first occurrence of a vector is searched; the others are copies.
+                owner = owners.setdefault(key[c], cid)
                 rows = searched if owner == cid else copied
-                rows.add(cid, c, {**c.metadata(), "n_chunks": len(chunks)})
-                scan.hashes[cid] = c.chunk_hash
+                meta = {**c.metadata(), "n_chunks": len(chunks), VECTOR_KEY: key[c]}
+                rows.add(cid, c, key[c], meta)
+                scan.hashes[cid] = key[c]
             stale += sorted(set(scan.states.get(source, DocState()).ids) - set(doc_ids))
         # Ids that changed side (a text whose searched row belongs to another id now).
         moved_out = [cid for cid in searched.ids if cid in scan.copies]
@@ -435,7 +452,7 @@ class Syncer:
                 end = start + max_batch
                 target.upsert(
                     ids=rows.ids[start:end],
-                    embeddings=np.stack([vectors[c.chunk_hash] for c in rows.chunks[start:end]]),
+                    embeddings=np.stack([vectors[h] for h in rows.keys[start:end]]),
                     documents=[c.text for c in rows.chunks[start:end]],
                     metadatas=rows.metadatas[start:end],  # type: ignore[arg-type]
                 )
@@ -448,9 +465,7 @@ class Syncer:
         n_rows = len(searched.ids) + len(copied.ids)
         report.chunks_written += n_rows
         missing_set = set(missing)
-        report.chunks_reused += sum(
-            1 for c in searched.chunks + copied.chunks if c.chunk_hash not in missing_set
-        )
+        report.chunks_reused += sum(1 for h in searched.keys + copied.keys if h not in missing_set)
         if stale:
             self.remove(stale, scan.hashes)
             report.chunks_deleted += len(stale)
@@ -463,11 +478,13 @@ class _Rows:
 
     ids: list[str] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     metadatas: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, cid: str, chunk: Chunk, metadata: dict[str, Any]) -> None:
+    def add(self, cid: str, chunk: Chunk, key: str, metadata: dict[str, Any]) -> None:
         self.ids.append(cid)
         self.chunks.append(chunk)
+        self.keys.append(key)
         self.metadatas.append(metadata)
 
 
@@ -477,6 +494,7 @@ def show_progress(flag: bool) -> bool:
 
 
 __all__ = [
+    "VECTOR_KEY",
     "DocState",
     "IndexScan",
     "SyncReport",
