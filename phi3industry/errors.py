@@ -74,6 +74,10 @@ class RequestError(Phi3IndustryError):
         self.status, self.message, self.kind = status, message, kind
 
 
+class QueryTruncatedWarning(UserWarning):
+    """A search query was longer than the embedder reads, even in windows: its end was cut."""
+
+
 __all__ = [
     "ConfigError",
     "DataFormatError",
@@ -87,6 +91,7 @@ __all__ = [
     "ModelNotFoundError",
     "Phi3IndustryError",
     "QueryError",
+    "QueryTruncatedWarning",
     "RequestError",
     "TargetModulesError",
 ]

@@ -244,3 +244,92 @@ def test_chunk_header_and_contextual_text_never_cut_the_chunk() -> None:
     assert contextual_text(text, "Guide > Part", words, 7) == text
     assert contextual_text(text, "", words, 100) == text
     assert contextual_text(text, "Guide", None, None) == "Guide\n\n" + text
+
+
+# --------------------------------------------------------------------------- long queries
+
+CHATTER = (
+    "Good morning, I hope your week is going well and that the weather is nicer where you "
+    "are than here, since it has been raining for days and my garden is a swamp. "
+)
+
+
+WIFI_TROUBLE = (
+    "Our robots keep dropping off the warehouse wireless network and I do not know which "
+    "frequency band or SSID settings they expect. "
+)
+
+
+def long_query(retriever: Retriever, tail: str, windows: int) -> str:
+    """Chatter filling ``windows - 1`` embedder windows, then ``tail``."""
+    limit = retriever.embedder.max_tokens
+    assert limit is not None
+    per = retriever.embedder.count_tokens(CHATTER)
+    return CHATTER * ((windows - 1) * limit // per + 1) + tail
+
+
+def test_a_long_query_is_embedded_in_windows_and_its_end_counts(
+    tmp_path: Path, corpus: Path
+) -> None:
+    from phi3industry.errors import QueryTruncatedWarning
+
+    retriever = make_retriever(tmp_path / "index")
+    retriever.sync([corpus])
+    # A window of chatter, then two about the problem: cut to its start, it is only chatter.
+    query = long_query(retriever, WIFI_TROUBLE * 14, 2)
+    assert retriever.embedder.count_tokens(query) > 2 * (retriever.embedder.max_tokens or 0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: nothing was cut
+        hits = retriever.search(query, k=2)
+    assert hits[0].source.endswith("network.md")
+    assert hits[0].metadata["query_windows"] == 3 and "query_cut" not in hits[0].metadata
+    # Cut to what the embedder reads, the same query finds something else first.
+    truncating = Retriever.open(tmp_path / "index", long_query="truncate")
+    with pytest.warns(QueryTruncatedWarning, match="long_query='truncate'"):
+        cut = truncating.search(query, k=1)
+    assert not cut[0].source.endswith("network.md")
+    # Short queries carry nothing extra.
+    assert "query_windows" not in retriever.search("Wi-Fi band", k=1)[0].metadata
+
+
+def test_a_cut_query_is_reported(tmp_path: Path, corpus: Path) -> None:
+    from phi3industry.errors import QueryTruncatedWarning
+
+    retriever = make_retriever(tmp_path / "index", max_query_windows=2)
+    retriever.sync([corpus])
+    query = long_query(retriever, "Anyway: on which Wi-Fi band does the robot connect?", 3)
+    with pytest.warns(QueryTruncatedWarning, match="max_query_windows=2"):
+        hits = retriever.search(query, k=1)
+    assert hits[0].metadata["query_cut"] is True and hits[0].metadata["query_windows"] == 2
+    truncating = Retriever.open(tmp_path / "index", long_query="truncate")
+    with pytest.warns(QueryTruncatedWarning, match="long_query='truncate'"):
+        hits = truncating.search(query, k=1, hybrid=True)
+    assert hits[0].metadata["query_cut"] is True
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"long_query": "mean"}, "long_query must be 'pool' or 'truncate', got 'mean'"),
+        ({"max_query_windows": 0}, "max_query_windows must be a positive integer, got 0"),
+    ],
+)
+def test_bad_long_query_settings(settings: dict[str, object], match: str) -> None:
+    from phi3industry.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        RetrieverConfig(path="x", **settings)  # type: ignore[arg-type]
+
+
+def test_split_windows_packs_sentences_and_splits_long_ones() -> None:
+    from phi3industry.retrieval.embeddings import split_windows
+
+    words = lambda s: len(s.split())  # noqa: E731
+    assert split_windows("a b. c d. e f g h i j. k", words, 4) == [
+        "a b. c d.",
+        "e f g h",
+        "i j. k",
+    ]
+    assert split_windows("  \n ", words, 4) == []

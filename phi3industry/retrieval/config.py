@@ -18,6 +18,8 @@ from phi3industry._config import ConfigBase, check, split_list
 
 #: How a sentence-transformers embedder runs; ``embedding_backend="auto"`` picks one.
 EMBEDDING_BACKENDS = ("torch", "onnx", "onnx-int8")
+#: What search does with a query longer than the embedder's window.
+LONG_QUERY_MODES = ("pool", "truncate")
 #: The bundled embedder, used when none is named.
 DEFAULT_EMBEDDING = "all-MiniLM-L6-v2"
 
@@ -100,6 +102,21 @@ class RetrieverConfig(ConfigBase):
         default=20, metadata={"help": "Candidates fetched per method before fusion or MMR."}
     )
     rrf_k: int = field(default=60, metadata={"help": "Reciprocal-rank-fusion constant."})
+    long_query: str = field(
+        default="pool",
+        metadata={
+            "help": "A query longer than the embedder's window: 'pool' embeds it in windows "
+            "and averages them (all of it is used), 'truncate' embeds its start only (as "
+            "the embedder would). Either way a search that had to cut says so."
+        },
+    )
+    max_query_windows: int = field(
+        default=8,
+        metadata={
+            "help": "Most windows a long query is embedded in ('pool'); the rest is cut, "
+            "with a QueryTruncatedWarning."
+        },
+    )
     min_score: float | None = field(
         default=None, metadata={"help": "Default: drop hits whose score is below this."}
     )
@@ -144,6 +161,14 @@ class RetrieverConfig(ConfigBase):
         check(
             isinstance(self.fetch_k, int) and self.fetch_k > 0,
             f"fetch_k must be a positive integer, got {self.fetch_k!r}.",
+        )
+        check(
+            self.long_query in LONG_QUERY_MODES,
+            f"long_query must be 'pool' or 'truncate', got {self.long_query!r}.",
+        )
+        check(
+            isinstance(self.max_query_windows, int) and self.max_query_windows > 0,
+            f"max_query_windows must be a positive integer, got {self.max_query_windows!r}.",
         )
         check(
             0.0 <= float(self.mmr_lambda) <= 1.0,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from phi3industry.errors import ConfigError, QueryError
+from phi3industry.errors import ConfigError, QueryError, QueryTruncatedWarning
 from phi3industry.models import cache_dir
 from phi3industry.retrieval.bm25 import BM25Cache
 from phi3industry.retrieval.chroma import (
@@ -366,7 +366,7 @@ class Retriever:
         total = self._collection.count()
         if total == 0:
             return []
-        query_vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+        query_vector, query_info = self._embed_query(query)
         # More than k: near-identical passages collapse into one hit afterwards.
         n_dense = min(total, max(k, cfg.fetch_k))
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if mmr else [])
@@ -408,8 +408,39 @@ class Retriever:
         for cid in order:
             item = candidates[cid]
             meta = {**item["meta"], "dense_score": item["dense"]} if hybrid else item["meta"]
+            if query_info:
+                meta = {**meta, **query_info}
             hits.append(Hit.from_row(cid, item["text"], meta, scores[cid], others[cid]))
         return hits
+
+    def _embed_query(self, query: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """The query's vector, and what hits should say about it (windows used, a cut)."""
+        cfg = self.config
+        if cfg.long_query == "pool":
+            made = self.embedder.embed_long_query(query, cfg.max_query_windows)
+            vector, windows, cut = made.vector, made.windows, made.cut
+        else:
+            vector, windows = self.embedder.embed_query(query), 1
+            limit = self.embedder.max_tokens
+            cut = limit is not None and self.embedder.count_tokens(query) > limit
+        info: dict[str, Any] = {}
+        if windows > 1:
+            info["query_windows"] = windows
+        if cut:
+            info["query_cut"] = True
+            how = (
+                f"in {windows} windows (max_query_windows={cfg.max_query_windows})"
+                if cfg.long_query == "pool"
+                else "(long_query='truncate')"
+            )
+            warnings.warn(
+                f"The query is longer than embedder {self.embedder.name!r} reads {how}: "
+                "dense search used its start only (BM25 reads all of it). Raise "
+                "max_query_windows or use long_query='pool' to use all of it.",
+                QueryTruncatedWarning,
+                stacklevel=4,
+            )
+        return np.asarray(vector, dtype=np.float32), info
 
     def _other_sources(
         self,
