@@ -102,6 +102,18 @@ class RetrieverConfig(ConfigBase):
         default=20, metadata={"help": "Candidates fetched per method before fusion or MMR."}
     )
     rrf_k: int = field(default=60, metadata={"help": "Reciprocal-rank-fusion constant."})
+    reranker: str | None = field(
+        default=None,
+        metadata={
+            "help": "Cross-encoder that re-scores the top rerank_top_n candidates: a local "
+            "directory or a hub id in the local cache (e.g. "
+            "'cross-encoder/ms-marco-MiniLM-L-6-v2', 'BAAI/bge-reranker-base'). Default: none."
+        },
+    )
+    rerank_top_n: int = field(
+        default=30,
+        metadata={"help": "Candidates (hybrid or dense) the reranker scores; the best k are kept."},
+    )
     long_query: str = field(
         default="pool",
         metadata={
@@ -161,6 +173,15 @@ class RetrieverConfig(ConfigBase):
         check(
             isinstance(self.fetch_k, int) and self.fetch_k > 0,
             f"fetch_k must be a positive integer, got {self.fetch_k!r}.",
+        )
+        check(
+            isinstance(self.rerank_top_n, int) and self.rerank_top_n > 0,
+            f"rerank_top_n must be a positive integer, got {self.rerank_top_n!r}.",
+        )
+        check(
+            self.reranker is None
+            or (isinstance(self.reranker, str) and bool(self.reranker.strip())),
+            f"reranker must be a cross-encoder directory or hub id, got {self.reranker!r}.",
         )
         check(
             self.long_query in LONG_QUERY_MODES,

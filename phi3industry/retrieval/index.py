@@ -39,7 +39,9 @@ from phi3industry.retrieval.chroma import (
 )
 from phi3industry.retrieval.coherence import ChangeMarker, write_lock
 from phi3industry.retrieval.config import RetrieverConfig
+from phi3industry.retrieval.documents import chunk_header, contextual_text
 from phi3industry.retrieval.embeddings import Embedder, load_embedder, resolve_backend
+from phi3industry.retrieval.rerank import load_reranker
 from phi3industry.retrieval.search import Hit, collapse_duplicates, mmr_select, rrf_fuse
 from phi3industry.retrieval.sync import (
     VECTOR_KEY,
@@ -322,6 +324,7 @@ class Retriever:
         hybrid: bool | None = None,
         mmr: bool | None = None,
         min_score: float | None = None,
+        reranker: str | bool | None = None,
     ) -> list[Hit]:
         """Find the chunks most relevant to ``query``.
 
@@ -332,6 +335,10 @@ class Retriever:
             hybrid: Fuse BM25 keyword hits with dense hits by reciprocal-rank fusion.
             mmr: Re-rank candidates by maximal marginal relevance for diversity.
             min_score: Drop hits whose cosine similarity to the query is below this.
+            reranker: Re-score the top ``rerank_top_n`` candidates with this cross-encoder
+                (directory or hub id) and keep the best ``k``; ``True``/None: the config's
+                ``reranker`` (if any), ``False``: none. ``Hit.score`` is then the
+                cross-encoder's score (also in ``metadata["rerank_score"]``).
 
         Returns:
             Up to ``k`` hits, best first.
@@ -340,7 +347,7 @@ class Retriever:
             QueryError: If the query is empty, ``k`` is not positive or ``where`` is invalid.
         """
         return self._retrying(  # type: ignore[no-any-return]
-            self._search, query, k, where, hybrid, mmr, min_score
+            self._search, query, k, where, hybrid, mmr, min_score, reranker
         )
 
     def _search(
@@ -351,6 +358,7 @@ class Retriever:
         hybrid: bool | None,
         mmr: bool | None,
         min_score: float | None,
+        reranker: str | bool | None = None,
     ) -> list[Hit]:
         cfg = self.config
         k = cfg.k if k is None else k
@@ -362,13 +370,24 @@ class Retriever:
             raise QueryError(f"where must be a dict filter, got {type(where).__name__}.")
         hybrid = cfg.hybrid if hybrid is None else hybrid
         mmr = cfg.mmr if mmr is None else mmr
+        if reranker is None or reranker is True:
+            reranker = cfg.reranker
+        if (
+            reranker is not None
+            and reranker is not False
+            and not (isinstance(reranker, str) and reranker.strip())
+        ):
+            raise QueryError(
+                f"reranker must be a cross-encoder directory or hub id, True, False or None; "
+                f"got {reranker!r}."
+            )
         min_score = cfg.min_score if min_score is None else min_score
         total = self._collection.count()
         if total == 0:
             return []
         query_vector, query_info = self._embed_query(query)
         # More than k: near-identical passages collapse into one hit afterwards.
-        n_dense = min(total, max(k, cfg.fetch_k))
+        n_dense = min(total, max(k, cfg.fetch_k, cfg.rerank_top_n if reranker else 0))
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if mmr else [])
         candidates: dict[str, dict[str, Any]] = {}
         parts = [self._collection]
@@ -400,6 +419,10 @@ class Retriever:
         if min_score is not None:
             order = [cid for cid in order if candidates[cid]["dense"] >= min_score]
         order, absorbed = collapse_duplicates(order, {c: candidates[c]["text"] for c in order})
+        rerank_scores: dict[str, float] = {}
+        if isinstance(reranker, str):
+            order, rerank_scores = self._rerank(reranker, query, order, candidates)
+            scores = {**scores, **rerank_scores}
         if mmr:
             order = self._mmr(query_vector, order, candidates, k)
         order = order[:k]
@@ -410,8 +433,27 @@ class Retriever:
             meta = {**item["meta"], "dense_score": item["dense"]} if hybrid else item["meta"]
             if query_info:
                 meta = {**meta, **query_info}
+            if rerank_scores:
+                meta = {**meta, "rerank_score": rerank_scores[cid], "dense_score": item["dense"]}
             hits.append(Hit.from_row(cid, item["text"], meta, scores[cid], others[cid]))
         return hits
+
+    def _rerank(
+        self, name: str, query: str, order: list[str], candidates: dict[str, dict[str, Any]]
+    ) -> tuple[list[str], dict[str, float]]:
+        """The top ``rerank_top_n`` of ``order`` re-sorted by the cross-encoder's scores."""
+        top = order[: self.config.rerank_top_n]
+        if not top:
+            return order, {}
+        passages = []
+        for cid in top:
+            text, meta = candidates[cid]["text"], candidates[cid]["meta"]
+            if self.config.contextual_headers:
+                text = contextual_text(text, chunk_header(meta.get("title"), meta.get("section")))
+            passages.append(text)
+        scores = load_reranker(name, self.config.device).score(query, passages)
+        ranked = sorted(range(len(top)), key=lambda i: -float(scores[i]))
+        return [top[i] for i in ranked], {top[i]: float(scores[i]) for i in ranked}
 
     def _embed_query(self, query: str) -> tuple[np.ndarray, dict[str, Any]]:
         """The query's vector, and what hits should say about it (windows used, a cut)."""
