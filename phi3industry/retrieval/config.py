@@ -72,11 +72,12 @@ class RetrieverConfig(ConfigBase):
         default=32, metadata={"help": "Tokens shared by consecutive chunks."}
     )
     contextual_headers: bool = field(
-        default=True,
+        default=False,
         metadata={
             "help": "Embed and keyword-index each chunk with its document title and section "
-            "path on a line before it (stored text, spans and citations stay exact). Changing "
-            "it re-embeds every document on the next sync."
+            "path on a line before it (stored text, spans and citations stay exact). Off by "
+            "default: it helped on the Django sets and hurt on the SQLite and Debian FAQs "
+            "(bench/results/retrieval-quality.md). Changing it re-embeds every document."
         },
     )
     include: list[str] | None = field(
