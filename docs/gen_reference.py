@@ -71,6 +71,13 @@ ERROR_GUIDE: dict[str, tuple[str, str]] = {
         "Pass a non-empty query, a positive `k` and a Chroma filter such as "
         '`{"source": "/abs/path.md"}` or `{"page": {"$gte": 3}}`.',
     ),
+    "QueryTruncatedWarning": (
+        "A warning, not an error: a search query was longer than the embedder reads, even "
+        "in `max_query_windows` windows (or with `long_query='truncate'`), so dense search "
+        "used its start only; the hits carry `metadata['query_cut']`.",
+        "Raise `max_query_windows`, use `long_query='pool'`, or shorten the query; hybrid "
+        "search reads all of it with BM25.",
+    ),
     "DataFormatError": (
         "Training or evaluation data is malformed: a missing file, an empty dataset, a row "
         "in no known format or with a wrong field type (the message names the row).",

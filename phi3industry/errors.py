@@ -78,6 +78,10 @@ class RequestError(Phi3IndustryError):
         self.status, self.message, self.kind = status, message, kind
 
 
+class QueryTruncatedWarning(UserWarning):
+    """A search query was longer than the embedder reads, even in windows: its end was cut."""
+
+
 __all__ = [
     "ConfigError",
     "DataFormatError",
@@ -92,6 +96,7 @@ __all__ = [
     "ModelNotFoundError",
     "Phi3IndustryError",
     "QueryError",
+    "QueryTruncatedWarning",
     "RequestError",
     "TargetModulesError",
 ]

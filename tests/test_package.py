@@ -66,8 +66,8 @@ def test_config_roundtrip_yaml(tmp_path: Path) -> None:
         ({"path": "a", "batch_size": 0}, "batch_size must be"),
         ({"host": "h", "port": 70000}, "port must be"),
         ({"path": "a", "collection": ""}, "collection must be"),
-        ({"path": "a", "collection": "x"}, "collection must be 3-512"),
-        ({"path": "a", "collection": "my kb!"}, "collection must be 3-512"),
+        ({"path": "a", "collection": "x"}, "collection must be 3-505"),
+        ({"path": "a", "collection": "my kb!"}, "collection must be 3-505"),
     ],
 )
 def test_retriever_config_rejects(kwargs: dict[str, object], match: str) -> None:

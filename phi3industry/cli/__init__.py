@@ -108,11 +108,21 @@ def search(
     min_score: Annotated[
         float | None, typer.Option("--min-score", help="Drop hits scoring below this.")
     ] = None,
+    reranker: Annotated[
+        str | None,
+        typer.Option(
+            "--reranker",
+            help="Re-score the top candidates with this cross-encoder (directory or cached "
+            "hub id); default: the index's own setting.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search an index and print the hits with their sources."""
     retriever = _open_retriever(index, config, {})
-    hits = retriever.search(query, k=k, hybrid=hybrid, mmr=mmr, min_score=min_score)
+    hits = retriever.search(
+        query, k=k, hybrid=hybrid, mmr=mmr, min_score=min_score, reranker=reranker
+    )
     if as_json:
         typer.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
         return

@@ -153,6 +153,14 @@ class PipelineConfig(ConfigBase):
         default=None,
         metadata={"help": "Diversify sources (MMR); unset: the index's own setting."},
     )
+    reranker: str | None = field(
+        default=None,
+        metadata={
+            "help": "Cross-encoder that re-scores the retrieved candidates (a local directory or "
+            "a cached hub id, e.g. 'cross-encoder/ms-marco-MiniLM-L-6-v2'); unset: the "
+            "index's own setting."
+        },
+    )
     min_score: float | None = field(
         default=0.2,
         metadata={

@@ -520,6 +520,7 @@ class Pipeline(Runnable[Any, Answer]):
                     hybrid=self.config.hybrid,
                     mmr=self.config.mmr,
                     min_score=self.config.min_score,
+                    reranker=self.config.reranker,
                 )
         state.timings["retrieve"] = time.perf_counter() - t0
         return state

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phi3industry.retrieval.chroma import iter_rows
+from phi3industry.retrieval.documents import chunk_header, contextual_text
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -47,21 +48,23 @@ class BM25Index:
     Attributes:
         ids: Chunk ids, in the order the index numbers them.
         fingerprint: ``ids_fingerprint(ids)``, compared with the vector index on load.
+        variant: What the texts carry besides the chunk (``"headers"``: title and section).
     """
 
     ids: list[str]
     fingerprint: str
     _model: Any
+    variant: str = ""
 
     @classmethod
-    def build(cls, ids: Sequence[str], texts: Sequence[str]) -> BM25Index:
+    def build(cls, ids: Sequence[str], texts: Sequence[str], variant: str = "") -> BM25Index:
         """Index ``texts`` (one per id)."""
         import bm25s
 
         model = bm25s.BM25()
         if ids:
             model.index(_tokenize(texts), show_progress=False)
-        return cls(list(ids), ids_fingerprint(ids), model)
+        return cls(list(ids), ids_fingerprint(ids), model, variant)
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Return up to ``k`` ``(chunk_id, bm25_score)`` pairs with a positive score."""
@@ -87,7 +90,8 @@ class BM25Index:
         if self.ids:
             self._model.save(str(target))
         (target / "ids.json").write_text(
-            json.dumps({"fingerprint": self.fingerprint, "ids": self.ids}), encoding="utf-8"
+            json.dumps({"fingerprint": self.fingerprint, "variant": self.variant, "ids": self.ids}),
+            encoding="utf-8",
         )
         pointer_tmp = directory / f"CURRENT.{generation}.tmp"
         pointer_tmp.write_text(generation, encoding="utf-8")
@@ -108,7 +112,7 @@ class BM25Index:
             model = bm25s.BM25.load(str(directory / generation)) if ids else bm25s.BM25()
         except (OSError, ValueError, KeyError):
             return None
-        return cls(ids, str(meta["fingerprint"]), model)
+        return cls(ids, str(meta["fingerprint"]), model, str(meta.get("variant", "")))
 
 
 class BM25Cache:
@@ -120,10 +124,13 @@ class BM25Cache:
 
     Args:
         directory: Where the index is saved (``INDEX/bm25``, or a cache folder for a server).
+        contextual: Index each chunk with its document title and section path.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, contextual: bool = False) -> None:
         self.directory = directory
+        self.contextual = contextual
+        self.variant = "headers" if contextual else ""
         self._index: BM25Index | None = None
 
     def forget(self) -> None:
@@ -133,16 +140,28 @@ class BM25Cache:
     def is_fresh(self, collection: Collection) -> bool:
         """Whether the saved (or held) index covers exactly the collection's chunks."""
         stored = self._index or BM25Index.load(self.directory)
-        return stored is not None and stored.fingerprint == ids_fingerprint(_all_ids(collection))
+        return self._matches(stored, collection)
+
+    def _matches(self, index: BM25Index | None, collection: Collection) -> bool:
+        return (
+            index is not None
+            and index.variant == self.variant
+            and index.fingerprint == ids_fingerprint(_all_ids(collection))
+        )
 
     def rebuild(self, collection: Collection, *, save: bool) -> BM25Index:
         """Index every chunk of ``collection`` again (and publish it with ``save``)."""
         ids: list[str] = []
         texts: list[str] = []
-        for page in iter_rows(collection, ("documents",)):
+        for page in iter_rows(collection, ("documents", "metadatas")):
             ids.extend(page.ids)
-            texts.extend(page.documents)
-        index = BM25Index.build(ids, texts)
+            if not self.contextual:
+                texts.extend(page.documents)
+                continue
+            for text, meta in zip(page.documents, page.metadatas, strict=True):
+                header = chunk_header(meta.get("title"), meta.get("section"))
+                texts.append(contextual_text(text, header))
+        index = BM25Index.build(ids, texts, self.variant)
         if save:
             index.save(self.directory)
         self._index = index
@@ -153,7 +172,7 @@ class BM25Cache:
         if self._index is not None and len(self._index.ids) == collection.count():
             return self._index
         loaded = BM25Index.load(self.directory)
-        if loaded is not None and loaded.fingerprint == ids_fingerprint(_all_ids(collection)):
+        if loaded is not None and self._matches(loaded, collection):
             self._index = loaded
             return loaded
         # Stale or missing (another process changed the index): rebuild in memory.

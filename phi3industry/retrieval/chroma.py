@@ -28,6 +28,13 @@ PAGE_SIZE = 5000
 EMBEDDER_KEY = "phi3industry:embedder"
 DIMENSION_KEY = "phi3industry:dimension"
 CHUNKING_KEY = "phi3industry:chunking"
+#: Suffix of the collection holding repeated chunks (see :mod:`~phi3industry.retrieval.sync`).
+COPIES_SUFFIX = ".copies"
+
+
+def copies_name(collection: str) -> str:
+    """Name of the collection that holds the other occurrences of repeated chunk texts."""
+    return collection + COPIES_SUFFIX
 
 
 def _settings() -> Any:
@@ -132,12 +139,21 @@ def _embedding_function_class() -> type:
 
 
 def chunking_signature(config: RetrieverConfig) -> str:
-    """Return a string that changes whenever chunking would produce different chunks."""
-    return f"tokens:{config.chunk_size}/{config.chunk_overlap}"
+    """Return a string that changes whenever chunking would produce different chunks.
+
+    ``v2``: chunks record ``vector_hash`` (the hash of the text that was embedded).
+    """
+    context = "/headers" if config.contextual_headers else ""
+    return f"tokens:{config.chunk_size}/{config.chunk_overlap}/v2{context}"
 
 
 def open_collection(
-    client: ClientAPI, config: RetrieverConfig, embedder: Embedder, *, create: bool
+    client: ClientAPI,
+    config: RetrieverConfig,
+    embedder: Embedder,
+    *,
+    create: bool,
+    name: str | None = None,
 ) -> Collection | None:
     """Open (or create) the collection, refusing one built with a different embedder.
 
@@ -146,6 +162,8 @@ def open_collection(
         config: The retriever config (collection name, embedding settings).
         embedder: The embedder this retriever will use.
         create: Create the collection when it does not exist; otherwise return ``None``.
+        name: Another collection of the same index (default: ``config.collection``), e.g.
+            :func:`copies_name`.
 
     Returns:
         The collection, or ``None`` when it does not exist and ``create`` is false.
@@ -153,13 +171,14 @@ def open_collection(
     Raises:
         EmbedderMismatchError: If the collection was built with another embedder or dimension.
     """
+    name = config.collection if name is None else name
     existing = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
     function = _embedding_function_class()(config.embedding, config.embedding_backend)
-    if config.collection not in existing:
+    if name not in existing:
         if not create:
             return None
         return client.create_collection(
-            config.collection,
+            name,
             embedding_function=function,
             configuration={"hnsw": {"space": "cosine"}},
             metadata={
@@ -168,13 +187,13 @@ def open_collection(
                 CHUNKING_KEY: chunking_signature(config),
             },
         )
-    collection = client.get_collection(config.collection, embedding_function=function)
+    collection = client.get_collection(name, embedding_function=function)
     meta = collection.metadata or {}
     stored_name = meta.get(EMBEDDER_KEY)
     stored_dim = meta.get(DIMENSION_KEY)
     if stored_name != embedder.name or stored_dim != embedder.dimension:
         raise EmbedderMismatchError(
-            f"Collection {config.collection!r} was built with embedder {stored_name!r} "
+            f"Collection {name!r} was built with embedder {stored_name!r} "
             f"(dimension {stored_dim}), but this retriever uses {embedder.name!r} "
             f"(dimension {embedder.dimension}). Mixing their vectors would give wrong results. "
             f"Open it with {_settings_of(str(stored_name))} (Retriever.open(path) does this), "

@@ -18,6 +18,8 @@ from phi3industry._config import ConfigBase, check, split_list
 
 #: How a sentence-transformers embedder runs; ``embedding_backend="auto"`` picks one.
 EMBEDDING_BACKENDS = ("torch", "onnx", "onnx-int8")
+#: What search does with a query longer than the embedder's window.
+LONG_QUERY_MODES = ("pool", "truncate")
 #: The bundled embedder, used when none is named.
 DEFAULT_EMBEDDING = "all-MiniLM-L6-v2"
 
@@ -69,6 +71,15 @@ class RetrieverConfig(ConfigBase):
     chunk_overlap: int = field(
         default=32, metadata={"help": "Tokens shared by consecutive chunks."}
     )
+    contextual_headers: bool = field(
+        default=False,
+        metadata={
+            "help": "Embed and keyword-index each chunk with its document title and section "
+            "path on a line before it (stored text, spans and citations stay exact). Off by "
+            "default: it helped on the Django sets and hurt on the SQLite and Debian FAQs "
+            "(bench/results/retrieval-quality.md). Changing it re-embeds every document."
+        },
+    )
     include: list[str] | None = field(
         default=None, metadata={"help": "Glob patterns of files to ingest (default: all known)."}
     )
@@ -92,6 +103,33 @@ class RetrieverConfig(ConfigBase):
         default=20, metadata={"help": "Candidates fetched per method before fusion or MMR."}
     )
     rrf_k: int = field(default=60, metadata={"help": "Reciprocal-rank-fusion constant."})
+    reranker: str | None = field(
+        default=None,
+        metadata={
+            "help": "Cross-encoder that re-scores the top rerank_top_n candidates: a local "
+            "directory or a hub id in the local cache (e.g. "
+            "'cross-encoder/ms-marco-MiniLM-L-6-v2', 'BAAI/bge-reranker-base'). Default: none."
+        },
+    )
+    rerank_top_n: int = field(
+        default=30,
+        metadata={"help": "Candidates (hybrid or dense) the reranker scores; the best k are kept."},
+    )
+    long_query: str = field(
+        default="pool",
+        metadata={
+            "help": "A query longer than the embedder's window: 'pool' embeds it in windows "
+            "and averages them (all of it is used), 'truncate' embeds its start only (as "
+            "the embedder would). Either way a search that had to cut says so."
+        },
+    )
+    max_query_windows: int = field(
+        default=8,
+        metadata={
+            "help": "Most windows a long query is embedded in ('pool'); the rest is cut, "
+            "with a QueryTruncatedWarning."
+        },
+    )
     min_score: float | None = field(
         default=None, metadata={"help": "Default: drop hits whose score is below this."}
     )
@@ -138,6 +176,23 @@ class RetrieverConfig(ConfigBase):
             f"fetch_k must be a positive integer, got {self.fetch_k!r}.",
         )
         check(
+            isinstance(self.rerank_top_n, int) and self.rerank_top_n > 0,
+            f"rerank_top_n must be a positive integer, got {self.rerank_top_n!r}.",
+        )
+        check(
+            self.reranker is None
+            or (isinstance(self.reranker, str) and bool(self.reranker.strip())),
+            f"reranker must be a cross-encoder directory or hub id, got {self.reranker!r}.",
+        )
+        check(
+            self.long_query in LONG_QUERY_MODES,
+            f"long_query must be 'pool' or 'truncate', got {self.long_query!r}.",
+        )
+        check(
+            isinstance(self.max_query_windows, int) and self.max_query_windows > 0,
+            f"max_query_windows must be a positive integer, got {self.max_query_windows!r}.",
+        )
+        check(
             0.0 <= float(self.mmr_lambda) <= 1.0,
             f"mmr_lambda must be between 0 and 1, got {self.mmr_lambda!r}.",
         )
@@ -164,10 +219,11 @@ class RetrieverConfig(ConfigBase):
         )
         check(
             isinstance(self.collection, str)
-            and re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]", self.collection)
+            and re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,503}[a-zA-Z0-9]", self.collection)
             is not None,
-            f"collection must be 3-512 characters of letters, digits, '.', '_' or '-', "
-            f"starting and ending with a letter or digit (Chroma's rule); got {self.collection!r}.",
+            f"collection must be 3-505 characters of letters, digits, '.', '_' or '-', "
+            f"starting and ending with a letter or digit (Chroma's rule, less the '.copies' "
+            f"suffix of the index's second collection); got {self.collection!r}.",
         )
 
     @property

@@ -389,6 +389,56 @@ class Chunk:
         return {key: value for key, value in values.items() if value is not None}
 
 
+def chunk_header(title: str | None, section: str | None) -> str:
+    """The context a chunk is matched with: its document's title and its section path.
+
+    The title is left out when the section path already starts with it (HTML and Markdown
+    documents often repeat their title as the first heading).
+
+    Example:
+        >>> chunk_header("Battery manual", "Charging > Error E4711")
+        'Battery manual > Charging > Error E4711'
+        >>> chunk_header("FAQ: Installation — Django docs", "FAQ: Installation > Python")
+        'FAQ: Installation > Python'
+    """
+    first = (section or "").split(" > ", 1)[0].strip().lower()
+    parts = []
+    if title and not (first and (first in title.lower() or title.lower() in first)):
+        parts.append(title)
+    if section:
+        parts.append(section)
+    return " > ".join(parts)
+
+
+def contextual_text(
+    text: str,
+    header: str,
+    count_tokens: Callable[[str], int] | None = None,
+    max_tokens: int | None = None,
+) -> str:
+    """``header`` on a line before ``text``, the header cut so that the whole fits the window.
+
+    Args:
+        text: The chunk's exact text (never cut).
+        header: From :func:`chunk_header`.
+        count_tokens: The embedder's token counter (None: no window to fit).
+        max_tokens: The embedder's window in tokens (None: no window to fit).
+
+    Returns:
+        The text to embed or keyword-index; just ``text`` when no header fits.
+    """
+    if not header:
+        return text
+    if count_tokens is None or max_tokens is None:
+        return f"{header}\n\n{text}"
+    room = max_tokens - count_tokens(text)
+    words = header.split()
+    # Keep the end of the header (the most specific section) when it must be cut.
+    while words and count_tokens(" ".join(words)) > room:
+        words = words[max(1, len(words) // 4) :]
+    return f"{' '.join(words)}\n\n{text}" if words else text
+
+
 # Preferred cut points, best first; a chunk ends just after one.
 _SEPARATORS = ("\n\n", "\n", ". ", "? ", "! ", "; ", " ")
 _WHITESPACE = re.compile(r"\s")

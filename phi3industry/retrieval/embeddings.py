@@ -30,9 +30,11 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +50,9 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "Embedder",
+    "QueryVector",
     "load_embedder",
+    "split_windows",
 ]
 
 BACKENDS = EMBEDDING_BACKENDS
@@ -67,6 +71,67 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
         vectors = vectors.reshape(1, -1)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    """A query's embedding and how it was made.
+
+    Attributes:
+        vector: The L2-normalised query vector.
+        windows: Windows the query was embedded in (1: it fit the embedder's window).
+        cut: Whether the end of the query was left out (more than the allowed windows).
+    """
+
+    vector: np.ndarray
+    windows: int
+    cut: bool
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+
+
+def split_windows(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``max_tokens`` tokens, at sentence boundaries.
+
+    Sentences are packed greedily; a sentence longer than a window is split between words
+    (and a word longer than a window is cut).
+
+    Example:
+        >>> split_windows("One two. Three four five. Six.", lambda s: len(s.split()), 3)
+        ['One two.', 'Three four five.', 'Six.']
+    """
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        if count_tokens(sentence) <= max_tokens:
+            pieces.append(sentence)
+            continue
+        words: list[str] = []
+        used = 0
+        for word in sentence.split():
+            size = count_tokens(word)  # words are tokenized apart: their counts add up
+            if words and used + size > max_tokens:
+                pieces.append(" ".join(words))
+                words, used = [], 0
+            words.append(word)
+            used += size
+        if words:
+            pieces.append(" ".join(words))
+    windows: list[str] = []
+    current = ""
+    for piece in pieces:
+        joined = f"{current} {piece}" if current else piece
+        if current and count_tokens(joined) > max_tokens:
+            windows.append(current)
+            current = piece
+        else:
+            current = joined
+    if current:
+        windows.append(current)
+    return windows
 
 
 class Embedder(abc.ABC):
@@ -125,6 +190,31 @@ class Embedder(abc.ABC):
             A float32 vector of shape ``(dimension,)``, L2-normalised.
         """
         return np.asarray(self.embed_documents([text])[0], dtype=np.float32)
+
+    def embed_long_query(self, text: str, max_windows: int = 8) -> QueryVector:
+        """Embed a query of any length: in windows the embedder reads whole, mean-pooled.
+
+        A query within :attr:`max_tokens` is embedded as :meth:`embed_query` does. A longer
+        one is split at sentence (then word) boundaries into windows of at most
+        ``max_tokens`` tokens; their vectors are averaged, weighted by length, and normalised.
+
+        Args:
+            text: The query.
+            max_windows: Most windows embedded; the text after them is cut (and reported).
+
+        Returns:
+            The vector, the number of windows and whether the end of the query was cut.
+        """
+        limit = self.max_tokens
+        if limit is None or self.count_tokens(text) <= limit:
+            return QueryVector(self.embed_query(text), 1, False)
+        windows = split_windows(text, self.count_tokens, limit)
+        cut = len(windows) > max_windows
+        windows = windows[:max_windows]
+        vectors = self.embed_documents(windows)
+        weights = np.asarray([len(w) for w in windows], dtype=np.float32)
+        pooled = (vectors * weights[:, None]).sum(axis=0)
+        return QueryVector(_normalise(pooled)[0], len(windows), cut)
 
     @abc.abstractmethod
     def count_tokens(self, text: str) -> int:

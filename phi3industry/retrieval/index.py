@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from phi3industry.errors import ConfigError, QueryError
+from phi3industry.errors import ConfigError, QueryError, QueryTruncatedWarning
 from phi3industry.models import cache_dir
 from phi3industry.retrieval.bm25 import BM25Cache
 from phi3industry.retrieval.chroma import (
+    copies_name,
     existing_index_client,
     iter_rows,
     make_client,
@@ -38,9 +39,17 @@ from phi3industry.retrieval.chroma import (
 )
 from phi3industry.retrieval.coherence import ChangeMarker, write_lock
 from phi3industry.retrieval.config import RetrieverConfig
+from phi3industry.retrieval.documents import chunk_header, contextual_text
 from phi3industry.retrieval.embeddings import Embedder, load_embedder, resolve_backend
-from phi3industry.retrieval.search import Hit, mmr_select, rrf_fuse
-from phi3industry.retrieval.sync import Syncer, SyncReport, document_states, show_progress
+from phi3industry.retrieval.rerank import load_reranker
+from phi3industry.retrieval.search import Hit, collapse_duplicates, mmr_select, rrf_fuse
+from phi3industry.retrieval.sync import (
+    VECTOR_KEY,
+    Syncer,
+    SyncReport,
+    document_states,
+    show_progress,
+)
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -119,12 +128,14 @@ class Retriever:
         # process wrote to it.
         self._client = client if client is not None else make_client(config, fresh=True)
         self._collection: Collection = self._open_collection(self._client)
-        self._bm25 = BM25Cache(self._bm25_dir())
+        self._copies: Collection = self._open_collection(self._client, copies=True)
+        self._bm25 = BM25Cache(self._bm25_dir(), contextual=config.contextual_headers)
         if config.path is not None:
             self._write_index_file()
 
-    def _open_collection(self, client: ClientAPI) -> Collection:
-        collection = open_collection(client, self.config, self.embedder, create=True)
+    def _open_collection(self, client: ClientAPI, copies: bool = False) -> Collection:
+        name = copies_name(self.config.collection) if copies else None
+        collection = open_collection(client, self.config, self.embedder, create=True, name=name)
         assert collection is not None  # create=True
         return collection
 
@@ -178,6 +189,7 @@ class Retriever:
                 return  # another thread reopened meanwhile
             client = make_client(self.config, fresh=True)
             self._client, self._collection = client, self._open_collection(client)
+            self._copies = self._open_collection(client, copies=True)
             self._bm25.forget()
             self._marker.seen = marker
 
@@ -237,14 +249,22 @@ class Retriever:
         started = time.perf_counter()
         show = show_progress(self.config.progress if progress is None else progress)
         with self._writing():
-            syncer = Syncer(
-                self._client, self._collection, self.embedder, self.config, self._marker.mark
-            )
+            syncer = self._syncer()
             report = syncer.run([str(p) for p in paths], delete_missing, show)
             if report.changed or not self._bm25.is_fresh(self._collection):
                 self._bm25.rebuild(self._collection, save=True)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _syncer(self) -> Syncer:
+        return Syncer(
+            self._client,
+            self._collection,
+            self._copies,
+            self.embedder,
+            self.config,
+            self._marker.mark,
+        )
 
     def add(self, path: str | Path) -> SyncReport:
         """Index (or re-index) one document, leaving everything else as it is."""
@@ -261,11 +281,15 @@ class Retriever:
         """
         key = Path(source).expanduser().resolve().as_posix()
         with self._writing():
-            ids = self._collection.get(where={"source": key}, include=[])["ids"]
-            if ids:
-                self._collection.delete(ids=ids)
+            hashes: dict[str, str] = {}
+            for part in (self._collection, self._copies):
+                rows = part.get(where={"source": key}, include=["metadatas"])
+                for cid, meta in zip(rows["ids"], rows["metadatas"] or [], strict=True):
+                    hashes[cid] = str(meta.get(VECTOR_KEY, ""))
+            if hashes:
+                self._syncer().remove(list(hashes), hashes)
                 self._bm25.rebuild(self._collection, save=True)
-        return len(ids)
+        return len(hashes)
 
     def _bm25_dir(self) -> Path:
         if self.config.path is not None:
@@ -300,6 +324,7 @@ class Retriever:
         hybrid: bool | None = None,
         mmr: bool | None = None,
         min_score: float | None = None,
+        reranker: str | bool | None = None,
     ) -> list[Hit]:
         """Find the chunks most relevant to ``query``.
 
@@ -310,6 +335,10 @@ class Retriever:
             hybrid: Fuse BM25 keyword hits with dense hits by reciprocal-rank fusion.
             mmr: Re-rank candidates by maximal marginal relevance for diversity.
             min_score: Drop hits whose cosine similarity to the query is below this.
+            reranker: Re-score the top ``rerank_top_n`` candidates with this cross-encoder
+                (directory or hub id) and keep the best ``k``; ``True``/None: the config's
+                ``reranker`` (if any), ``False``: none. ``Hit.score`` is then the
+                cross-encoder's score (also in ``metadata["rerank_score"]``).
 
         Returns:
             Up to ``k`` hits, best first.
@@ -318,7 +347,7 @@ class Retriever:
             QueryError: If the query is empty, ``k`` is not positive or ``where`` is invalid.
         """
         return self._retrying(  # type: ignore[no-any-return]
-            self._search, query, k, where, hybrid, mmr, min_score
+            self._search, query, k, where, hybrid, mmr, min_score, reranker
         )
 
     def _search(
@@ -329,6 +358,7 @@ class Retriever:
         hybrid: bool | None,
         mmr: bool | None,
         min_score: float | None,
+        reranker: str | bool | None = None,
     ) -> list[Hit]:
         cfg = self.config
         k = cfg.k if k is None else k
@@ -340,43 +370,148 @@ class Retriever:
             raise QueryError(f"where must be a dict filter, got {type(where).__name__}.")
         hybrid = cfg.hybrid if hybrid is None else hybrid
         mmr = cfg.mmr if mmr is None else mmr
+        if reranker is None or reranker is True:
+            reranker = cfg.reranker
+        if (
+            reranker is not None
+            and reranker is not False
+            and not (isinstance(reranker, str) and reranker.strip())
+        ):
+            raise QueryError(
+                f"reranker must be a cross-encoder directory or hub id, True, False or None; "
+                f"got {reranker!r}."
+            )
         min_score = cfg.min_score if min_score is None else min_score
         total = self._collection.count()
         if total == 0:
             return []
-        query_vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
-        n_dense = min(total, max(k, cfg.fetch_k) if (hybrid or mmr) else k)
+        query_vector, query_info = self._embed_query(query)
+        # More than k: near-identical passages collapse into one hit afterwards.
+        n_dense = min(total, max(k, cfg.fetch_k, cfg.rerank_top_n if reranker else 0))
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if mmr else [])
-        with self._filter_errors(where):
-            rows: Any = self._collection.query(
-                query_embeddings=[query_vector],  # type: ignore[arg-type]
-                n_results=n_dense,
-                where=where,
-                include=include,  # type: ignore[arg-type]
-            )
         candidates: dict[str, dict[str, Any]] = {}
-        for i, cid in enumerate(rows["ids"][0]):
-            candidates[cid] = {
-                "text": rows["documents"][0][i],
-                "meta": rows["metadatas"][0][i],
-                "dense": 1.0 - float(rows["distances"][0][i]),
-                "vector": rows["embeddings"][0][i] if mmr else None,
-            }
-        order = list(candidates)
+        parts = [self._collection]
+        if where is not None and self._copies.count():
+            parts.append(self._copies)  # a filter may match only a copy's source
+        for part in parts:
+            with self._filter_errors(where):
+                rows: Any = part.query(
+                    query_embeddings=[query_vector],  # type: ignore[arg-type]
+                    n_results=min(n_dense, part.count()),
+                    where=where,
+                    include=include,  # type: ignore[arg-type]
+                )
+            for i, cid in enumerate(rows["ids"][0]):
+                candidates.setdefault(
+                    cid,
+                    {
+                        "text": rows["documents"][0][i],
+                        "meta": rows["metadatas"][0][i],
+                        "dense": 1.0 - float(rows["distances"][0][i]),
+                        "vector": rows["embeddings"][0][i] if mmr else None,
+                    },
+                )
+        order = sorted(candidates, key=lambda cid: -candidates[cid]["dense"])
         scores = {cid: candidates[cid]["dense"] for cid in order}
         if hybrid:
             keyword = self._keyword_candidates(query, query_vector, where, candidates, mmr)
             order, scores = rrf_fuse([order, keyword], cfg.rrf_k)
         if min_score is not None:
             order = [cid for cid in order if candidates[cid]["dense"] >= min_score]
+        order, absorbed = collapse_duplicates(order, {c: candidates[c]["text"] for c in order})
+        rerank_scores: dict[str, float] = {}
+        if isinstance(reranker, str):
+            order, rerank_scores = self._rerank(reranker, query, order, candidates)
+            scores = {**scores, **rerank_scores}
         if mmr:
             order = self._mmr(query_vector, order, candidates, k)
+        order = order[:k]
+        others = self._other_sources(order, absorbed, candidates)
         hits = []
-        for cid in order[:k]:
+        for cid in order:
             item = candidates[cid]
             meta = {**item["meta"], "dense_score": item["dense"]} if hybrid else item["meta"]
-            hits.append(Hit.from_row(cid, item["text"], meta, scores[cid]))
+            if query_info:
+                meta = {**meta, **query_info}
+            if rerank_scores:
+                meta = {**meta, "rerank_score": rerank_scores[cid], "dense_score": item["dense"]}
+            hits.append(Hit.from_row(cid, item["text"], meta, scores[cid], others[cid]))
         return hits
+
+    def _rerank(
+        self, name: str, query: str, order: list[str], candidates: dict[str, dict[str, Any]]
+    ) -> tuple[list[str], dict[str, float]]:
+        """The top ``rerank_top_n`` of ``order`` re-sorted by the cross-encoder's scores."""
+        top = order[: self.config.rerank_top_n]
+        if not top:
+            return order, {}
+        passages = []
+        for cid in top:
+            text, meta = candidates[cid]["text"], candidates[cid]["meta"]
+            if self.config.contextual_headers:
+                text = contextual_text(text, chunk_header(meta.get("title"), meta.get("section")))
+            passages.append(text)
+        scores = load_reranker(name, self.config.device).score(query, passages)
+        ranked = sorted(range(len(top)), key=lambda i: -float(scores[i]))
+        return [top[i] for i in ranked], {top[i]: float(scores[i]) for i in ranked}
+
+    def _embed_query(self, query: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """The query's vector, and what hits should say about it (windows used, a cut)."""
+        cfg = self.config
+        if cfg.long_query == "pool":
+            made = self.embedder.embed_long_query(query, cfg.max_query_windows)
+            vector, windows, cut = made.vector, made.windows, made.cut
+        else:
+            vector, windows = self.embedder.embed_query(query), 1
+            limit = self.embedder.max_tokens
+            cut = limit is not None and self.embedder.count_tokens(query) > limit
+        info: dict[str, Any] = {}
+        if windows > 1:
+            info["query_windows"] = windows
+        if cut:
+            info["query_cut"] = True
+            how = (
+                f"in {windows} windows (max_query_windows={cfg.max_query_windows})"
+                if cfg.long_query == "pool"
+                else "(long_query='truncate')"
+            )
+            warnings.warn(
+                f"The query is longer than embedder {self.embedder.name!r} reads {how}: "
+                "dense search used its start only (BM25 reads all of it). Raise "
+                "max_query_windows or use long_query='pool' to use all of it.",
+                QueryTruncatedWarning,
+                stacklevel=4,
+            )
+        return np.asarray(vector, dtype=np.float32), info
+
+    def _other_sources(
+        self,
+        order: list[str],
+        absorbed: dict[str, list[str]],
+        candidates: dict[str, dict[str, Any]],
+    ) -> dict[str, list[str]]:
+        """Each hit's other sources: the passages it absorbed, and the copies of its text."""
+        others = {
+            cid: [str(candidates[a]["meta"].get("source", "")) for a in absorbed.get(cid, [])]
+            for cid in order
+        }
+        if not order or not self._copies.count():
+            return others
+        by_hash: dict[str, list[str]] = {}
+        for cid in order:
+            for member in (cid, *absorbed.get(cid, [])):
+                vector_hash = str(candidates[member]["meta"].get(VECTOR_KEY, ""))
+                by_hash.setdefault(vector_hash, []).append(cid)
+        rows = self._copies.get(
+            where={VECTOR_KEY: {"$in": sorted(by_hash)}},  # type: ignore[dict-item]
+            include=["metadatas"],
+        )
+        for meta in rows["metadatas"] or []:
+            for cid in by_hash.get(str(meta.get(VECTOR_KEY, "")), []):
+                others[cid].append(str(meta.get("source", "")))
+        for cid in others:
+            others[cid] = sorted(set(others[cid]))
+        return others
 
     def _keyword_candidates(
         self,
@@ -434,9 +569,12 @@ class Retriever:
         Hits from this method are not search results: their ``score`` is 1.0.
         """
         with self._filter_errors(where):
-            for page in iter_rows(self._collection, ("documents", "metadatas"), where=where):
-                for cid, text, meta in zip(page.ids, page.documents, page.metadatas, strict=True):
-                    yield Hit.from_row(cid, text, meta, 1.0)
+            for part in (self._collection, self._copies):
+                for page in iter_rows(part, ("documents", "metadatas"), where=where):
+                    for cid, text, meta in zip(
+                        page.ids, page.documents, page.metadatas, strict=True
+                    ):
+                        yield Hit.from_row(cid, text, meta, 1.0)
 
     def as_langchain(self, k: int = 4, **search_kwargs: Any) -> BaseRetriever:
         """Return this index as a LangChain retriever (sync and async).
@@ -455,7 +593,7 @@ class Retriever:
     # ------------------------------------------------------------------ facts
     def stats(self) -> dict[str, Any]:
         """Return documents, chunks, embedder, dimension and on-disk size of the index."""
-        states = document_states(self._collection)
+        states = document_states(self._collection, self._copies)
         info: dict[str, Any] = {
             "collection": self.config.collection,
             "location": self.config.location,

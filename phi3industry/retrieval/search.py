@@ -3,7 +3,9 @@
 Dense search ranks chunks by cosine similarity; BM25 ranks them by keywords. Hybrid search
 fuses both rankings by reciprocal rank (each list gives ``1 / (rrf_k + rank)``); maximal
 marginal relevance then picks hits that are relevant and unlike those already picked.
-Chroma access stays in :mod:`phi3industry.retrieval.index`; these are pure functions.
+Exact and near-identical passages collapse into one hit that lists every source holding
+them (:func:`collapse_duplicates`). Chroma access stays in
+:mod:`phi3industry.retrieval.index`; these are pure functions.
 
 Example:
     >>> from phi3industry.retrieval.search import rrf_fuse
@@ -15,7 +17,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,8 @@ class Hit:
         id: The chunk's id in the index.
         page: PDF page (1-based), if any.
         metadata: All stored metadata of the chunk.
+        sources: Every document holding this passage, or a near-identical one (``source``
+            first).
     """
 
     text: str
@@ -49,26 +54,41 @@ class Hit:
     id: str
     page: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            object.__setattr__(self, "sources", (self.source,))
 
     @classmethod
-    def from_row(cls, chunk_id: str, text: str, meta: dict[str, Any], score: float) -> Hit:
-        """A hit from one Chroma row (id, document, metadata) and its score."""
+    def from_row(
+        cls,
+        chunk_id: str,
+        text: str,
+        meta: dict[str, Any],
+        score: float,
+        sources: Sequence[str] = (),
+    ) -> Hit:
+        """A hit from one Chroma row (id, document, metadata), its score and other sources."""
         page = meta.get("page")
+        source = str(meta.get("source", ""))
         return cls(
             text=text,
             score=float(score),
-            source=str(meta.get("source", "")),
+            source=source,
             section=meta.get("section"),
             span=(int(meta.get("start", 0)), int(meta.get("end", 0))),
             id=chunk_id,
             page=int(page) if page is not None else None,
             metadata=dict(meta),
+            sources=(source, *dict.fromkeys(s for s in sources if s != source)),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the hit as a JSON-ready dict."""
         data = dataclasses.asdict(self)
         data["span"] = list(self.span)
+        data["sources"] = list(self.sources)
         return data
 
     def to_langchain(self) -> LCDocument:
@@ -83,6 +103,7 @@ class Hit:
             "score": self.score,
             "id": self.id,
             "span": list(self.span),
+            "sources": list(self.sources),
         }
         return Document(page_content=self.text, metadata=meta, id=self.id)
 
@@ -117,6 +138,65 @@ def rrf_fuse(rankings: Sequence[Sequence[str]], rrf_k: int) -> tuple[list[str], 
     return sorted(fused, key=lambda item: -fused[item]), fused
 
 
+_WORD = re.compile(r"\w+")
+#: Word-trigram Jaccard similarity from which two passages count as the same.
+NEAR_DUPLICATE_JACCARD = 0.9
+
+
+def _shingles(text: str) -> frozenset[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    if len(words) < 3:
+        return frozenset([tuple(words)])
+    return frozenset(zip(words, words[1:], words[2:], strict=False))
+
+
+def collapse_duplicates(
+    order: Sequence[str], texts: Mapping[str, str], threshold: float = NEAR_DUPLICATE_JACCARD
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Keep the best-ranked of each group of exact or near-identical passages.
+
+    Two passages are the same when their words are (case, punctuation and spacing aside), or
+    when their word-trigram sets overlap by at least ``threshold`` (Jaccard).
+
+    Args:
+        order: Ids, best first.
+        texts: Each id's text.
+        threshold: Jaccard similarity from which two passages are one.
+
+    Returns:
+        The kept ids (best first), and for each the ids it absorbed (itself excluded).
+
+    Example:
+        >>> collapse_duplicates(["a", "b", "c"], {"a": "Reset it.", "b": "reset  it", "c": "No"})
+        (['a', 'c'], {'a': ['b'], 'c': []})
+    """
+    kept: list[str] = []
+    absorbed: dict[str, list[str]] = {}
+    keys: dict[str, str] = {}
+    shingles: list[frozenset[tuple[str, ...]]] = []
+    for item in order:
+        key = " ".join(_WORD.findall(texts[item].lower()))
+        if key in keys:
+            absorbed[keys[key]].append(item)
+            continue
+        mine = _shingles(texts[item])
+        twin = None
+        for other, theirs in zip(kept, shingles, strict=True):
+            union = len(mine | theirs)
+            if union and len(mine & theirs) / union >= threshold:
+                twin = other
+                break
+        if twin is not None:
+            absorbed[twin].append(item)
+            keys[key] = twin
+            continue
+        kept.append(item)
+        shingles.append(mine)
+        absorbed[item] = []
+        keys[key] = item
+    return kept, absorbed
+
+
 def mmr_select(query_vector: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
     """Pick up to ``k`` rows of ``vectors`` by maximal marginal relevance.
 
@@ -144,4 +224,4 @@ def mmr_select(query_vector: np.ndarray, vectors: np.ndarray, k: int, lam: float
     return chosen
 
 
-__all__ = ["Hit", "mmr_select", "rrf_fuse"]
+__all__ = ["NEAR_DUPLICATE_JACCARD", "Hit", "collapse_duplicates", "mmr_select", "rrf_fuse"]
