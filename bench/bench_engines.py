@@ -337,7 +337,7 @@ def main() -> None:
     for r in table:
         lines.append(
             f"| {r['target']} | {r['clients']} | {r['tokens_per_s']:.1f} "
-            f"| {r.get('x_vllm', float('nan')):.2f} | {r.get('x_local', float('nan')):.2f} "
+            f"| {_ratio(r.get('x_vllm'))} | {_ratio(r.get('x_local'))} "
             f"| {r['first_token_p50_s']:.2f} / {r['first_token_p99_s']:.2f} "
             f"| {r['total_p50_s']:.2f} / {r['total_p99_s']:.2f} | {r['requests']} "
             f"| {r['errors']} |"
@@ -345,6 +345,11 @@ def main() -> None:
     (out / f"{args.out}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     print(f"written to {out / args.out}.{{json,md}}")
+
+
+def _ratio(value: float | None) -> str:
+    """A ratio for the table, or a dash where the row is its own reference."""
+    return "–" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

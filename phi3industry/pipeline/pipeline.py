@@ -426,13 +426,13 @@ class Pipeline(Runnable[Any, Answer]):
             raise QueryError(
                 f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {answer_mode!r}."
             )
-        if answer_mode == "auto" and STRATEGIES[strategy].uses_adapter:
-            answer_mode = "generate"  # the mode measured for the model is the base model's
         if data:
             allowed = [*_INPUT_KEYS, *dataclasses.asdict(sampling)]
             raise QueryError(f"Unknown input key(s) {sorted(data)}; allowed: {', '.join(allowed)}.")
         check_params(sampling.max_new_tokens, sampling.temperature, sampling.top_p)
         self._check_strategy(strategy)
+        if answer_mode == "auto" and STRATEGIES[strategy].uses_adapter:
+            answer_mode = "generate"  # the mode measured for the model is the base model's
         if STRATEGIES[strategy].uses_adapter:
             adapter = adapter or self.adapter
             if adapter not in self.generator.adapter_names:
