@@ -1,10 +1,13 @@
 """The cross-encoder reranking stage, with a small cross-encoder trained here.
 
 No cross-encoder weights can be downloaded in the test environment: the session fixture
-builds one from the bundled MiniLM weights with a fresh one-logit head and trains it for
-about a minute on the sample knowledge base's Q&A (each question against the chunk that
-holds its answer, and against other chunks), then saves it to a directory that is loaded
-by path like any local cross-encoder.
+builds one from the bundled MiniLM weights with a fresh one-logit head and trains it for one
+epoch (about 40 s on 2 idle cores) on the sample knowledge base's Q&A (each question against
+the chunk that holds its answer, and against other chunks), then saves it to a directory
+that is loaded by path like any local cross-encoder. So small a model is a wiring check, not
+a reranker to use: it does not reliably rank the answer higher (four epochs moved the mean
+reciprocal rank of 20 training questions from 0.57 to 0.44), so the tests check that the
+order is the cross-encoder's, not that the order is better.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from pathlib import Path
 
 import httpx
@@ -60,7 +62,7 @@ def qa_pairs(kb_index: Path) -> list[tuple[str, str]]:
 def cross_encoder_dir(
     kb_index: Path, qa_pairs: list[tuple[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """A MiniLM cross-encoder with a fresh head, trained ~1 minute on the sample KB's Q&A."""
+    """A MiniLM cross-encoder with a fresh head, trained one epoch on the sample KB's Q&A."""
     import torch
     from sentence_transformers import CrossEncoder
 
@@ -82,28 +84,24 @@ def cross_encoder_dir(
     network.train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=5e-5)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    # About a minute: 4 epochs on an idle 2-core machine; on a loaded one training stops at
-    # the deadline (checked every step), however far it got.
-    deadline = time.monotonic() + 75
-    for _epoch in range(4):
-        rng.shuffle(examples)
-        for start in range(0, len(examples), 16):
-            if time.monotonic() > deadline:
-                break
-            batch = examples[start : start + 16]
-            features = tokenizer(
-                [q for q, _, _ in batch],
-                [p for _, p, _ in batch],
-                padding=True,
-                truncation=True,
-                max_length=256,
-                return_tensors="pt",
-            )
-            logits = network(**features).logits.view(-1)
-            loss = loss_fn(logits, torch.tensor([y for _, _, y in batch]))
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
+    # A fixed number of steps (one epoch), whatever the machine's load: the same weights
+    # every run.
+    rng.shuffle(examples)
+    for start in range(0, len(examples), 16):
+        batch = examples[start : start + 16]
+        features = tokenizer(
+            [q for q, _, _ in batch],
+            [p for _, p, _ in batch],
+            padding=True,
+            truncation=True,
+            max_length=256,
+            return_tensors="pt",
+        )
+        logits = network(**features).logits.view(-1)
+        loss = loss_fn(logits, torch.tensor([y for _, _, y in batch]))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
     network.eval()
     out = tmp_path_factory.mktemp("cross-encoder") / "minilm-ce"
     model.save(str(out))
@@ -120,18 +118,31 @@ def _mrr(retriever: Retriever, pairs: list[tuple[str, str]], **kwargs: object) -
 
 
 @pytest.mark.slow
-def test_reranker_moves_the_answer_up(
+def test_reranker_orders_by_the_cross_encoder(
     kb_index: Path, qa_pairs: list[tuple[str, str]], cross_encoder_dir: Path
 ) -> None:
-    qa_pairs = qa_pairs[:20]  # each reranked search reads 10 (question, chunk) pairs
+    from sentence_transformers import CrossEncoder
+
+    qa_pairs = qa_pairs[:8]  # each reranked search reads 10 (question, chunk) pairs
     plain = Retriever.open(kb_index)
     reranking = Retriever.open(kb_index, reranker=str(cross_encoder_dir), rerank_top_n=10)
+    model = CrossEncoder(str(cross_encoder_dir), device="cpu")
+    moved = 0
+    for question, _ in qa_pairs:
+        candidates = plain.search(question, k=10, hybrid=True)
+        reranked = reranking.search(question, k=10, hybrid=True)
+        assert len(candidates) == 10
+        # The same ten candidates, in the order of the cross-encoder's own scores.
+        assert {h.id for h in reranked} == {h.id for h in candidates}
+        own = model.predict([(question, h.text) for h in candidates], show_progress_bar=False)
+        expected = [h.id for _, h in sorted(zip(own, candidates, strict=True), key=lambda x: -x[0])]
+        assert [h.id for h in reranked] == expected
+        by_id = {h.id: float(score) for score, h in zip(own, candidates, strict=True)}
+        assert all(abs(h.score - by_id[h.id]) < 1e-4 for h in reranked)
+        moved += [h.id for h in reranked] != [h.id for h in candidates]
+    assert moved > 0, "the reranker never changed the hybrid order"
     before = _mrr(plain, qa_pairs)
     after = _mrr(reranking, qa_pairs)
-    improved = sum(a > b for a, b in zip(after, before, strict=True))
-    worse = sum(a < b for a, b in zip(after, before, strict=True))
-    assert sum(after) / len(after) > sum(before) / len(before) + 0.05, (before, after)
-    assert improved > worse
     # The same through search(reranker=...) on the plain retriever, and False turns it off.
     plain_top10 = Retriever.open(kb_index, rerank_top_n=10)
     assert _mrr(plain_top10, qa_pairs[:5], reranker=str(cross_encoder_dir)) == after[:5]

@@ -8,6 +8,12 @@ process keeps. Fixing the threshold stops that climb. Measured on SmolLM2-135M, 
 tokens, 2 threads (``bench/results/tuner-qa.md``): with gradient checkpointing, peak RSS
 5475 -> 3153 MiB at 8 MiB, same speed; at 2 MiB, 2064 MiB but ~20-30 % slower, because
 every smaller block then costs fresh page faults.
+
+Where the user traded speed for memory (QLoRA or gradient checkpointing),
+:func:`training_threshold` goes below one hidden-state tensor of the batch: packed rows stop
+short of ``max_length``, and on ``phi3-1b`` (2 x 512 x 2048) each 7.97 MiB activation fell
+just under 8 MiB and stayed on the heap (QLoRA 0.66x LoRA's peak RSS; 0.43x at 4 MiB,
+``bench/results/tuner-qlora-memory.md``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import sys
 _M_MMAP_THRESHOLD = -3
 #: Blocks from this size up are mapped on their own and returned when freed.
 DEFAULT_THRESHOLD = 8 * 1024 * 1024
+#: The lowest threshold :func:`training_threshold` picks (below it, page faults dominate).
+MIN_THRESHOLD = 1024 * 1024
 _ENV = "MALLOC_MMAP_THRESHOLD_"
 _applied: int | None = None
 
@@ -53,3 +61,36 @@ def limit_heap_retention(threshold: int = DEFAULT_THRESHOLD) -> bool:
         return False
     _applied = threshold
     return True
+
+
+def training_threshold(
+    batch_size: int, max_length: int, hidden_size: int, *, save_memory: bool, bytes_per: int = 4
+) -> int:
+    """The mmap threshold for a training run: 8 MiB, or lower when memory comes first.
+
+    With ``save_memory`` the threshold is the largest power of two at most half of one
+    hidden-state tensor of a full batch (``batch_size x max_length x hidden_size x
+    bytes_per``), so that a batch padded to only half of ``max_length`` still has its
+    activations mapped and handed back; never above 8 MiB nor below 1 MiB.
+
+    Args:
+        batch_size: Sequences per device per step.
+        max_length: Tokens per training row.
+        hidden_size: The model's hidden size.
+        save_memory: True for QLoRA or gradient checkpointing (memory over speed).
+        bytes_per: Bytes per activation element (4 for fp32, 2 under bf16/fp16 autocast).
+
+    Returns:
+        The threshold in bytes.
+
+    Examples:
+        >>> training_threshold(2, 512, 2048, save_memory=True) >> 20  # phi3-1b, 8 MiB each
+        4
+        >>> training_threshold(2, 512, 2048, save_memory=False) >> 20
+        8
+    """
+    if not save_memory or hidden_size <= 0:
+        return DEFAULT_THRESHOLD
+    half = max(1, batch_size * max_length * hidden_size * bytes_per // 2)
+    power = 1 << (half.bit_length() - 1)
+    return max(MIN_THRESHOLD, min(DEFAULT_THRESHOLD, power))

@@ -48,7 +48,7 @@ from phi3industry.tuning.adapters import (
 )
 from phi3industry.tuning.chunked_loss import ChunkedCausalLMLoss
 from phi3industry.tuning.config import TunerConfig
-from phi3industry.tuning.cpu_memory import limit_heap_retention
+from phi3industry.tuning.cpu_memory import limit_heap_retention, training_threshold
 from phi3industry.tuning.gguf import export_gguf
 from phi3industry.tuning.model_setup import (
     check_optimizer,
@@ -443,6 +443,8 @@ class Tuner:
         eval_texts = [e.plain_text()[:_MAX_EVAL_CHARS] for e in eval_ex[:_MAX_EVAL_EXAMPLES]]
 
         model = self.model
+        if not cuda_available():
+            limit_heap_retention(self._heap_threshold(model))
         trainable, total = count_parameters(model)
         # Created only now: bad data or a bad model leaves no empty output_dir behind.
         self._prepare_output_dir(out)
@@ -506,6 +508,18 @@ class Tuner:
             result.metrics_after = self._measure(eval_rows, eval_texts, "after")
             self._save(out, trainer, result)
         return result
+
+    def _heap_threshold(self, model: Any) -> int:
+        """The mmap threshold glibc gets for this run (see :func:`training_threshold`)."""
+        cfg = self.config
+        text_config = model.config.get_text_config()
+        return training_threshold(
+            cfg.batch_size,
+            cfg.max_length,
+            int(getattr(text_config, "hidden_size", 0) or 0),
+            save_memory=cfg.method == "qlora" or cfg.gradient_checkpointing,
+            bytes_per=4 if self.precision == "fp32" else 2,
+        )
 
     def _chunked_loss(self, model: Any) -> ChunkedCausalLMLoss | None:
         """The chunked loss for ``model`` if configured and supported, else None."""
