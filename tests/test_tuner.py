@@ -347,11 +347,11 @@ def test_qlora_on_cpu_is_4bit_trains_and_reloads_on_16bit(tiny_dir: Path, tmp_pa
     with torch.no_grad():
         assert torch.isfinite(model(ids).logits).all()
     # QLoRA puts memory first: glibc's mmap threshold went below one activation of the batch
-    # (4 x 64 x hidden fp32 is far under 1 MiB here, so the floor), not the 8 MiB default.
+    # (4 x 64 x hidden fp32 is far under 4 MiB here, so the floor), not the 8 MiB default.
     from phi3industry.tuning import cpu_memory
 
     if sys.platform.startswith("linux") and not os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        assert cpu_memory._applied == cpu_memory.MIN_THRESHOLD
+        assert cpu_memory._applied == cpu_memory.MIN_THRESHOLD < cpu_memory.DEFAULT_THRESHOLD
 
 
 def test_the_heap_threshold_follows_the_batch_when_memory_comes_first() -> None:
@@ -361,11 +361,18 @@ def test_the_heap_threshold_follows_the_batch_when_memory_comes_first() -> None:
     # phi3-1b, 2 x 512, fp32: one hidden state is 8 MiB, and packed rows padded to 510
     # tokens (7.97 MiB) fell just under the 8 MiB default and stayed on the heap.
     assert training_threshold(2, 512, 2048, save_memory=True) == 4 * mib
-    assert training_threshold(2, 512, 2048, save_memory=True, bytes_per=2) == 2 * mib
+    assert training_threshold(2, 512, 2048, save_memory=True, bytes_per=2) == 4 * mib  # floor
+    assert training_threshold(4, 512, 576, save_memory=True) == 4 * mib  # SmolLM2: floor
     assert training_threshold(1, 4096, 3072, save_memory=True) == DEFAULT_THRESHOLD  # capped
-    assert training_threshold(4, 512, 576, save_memory=True) == 2 * mib  # SmolLM2: 4.5 MiB
     assert training_threshold(2, 512, 2048, save_memory=False) == DEFAULT_THRESHOLD
     assert training_threshold(2, 512, 0, save_memory=True) == DEFAULT_THRESHOLD  # unknown
+
+
+def test_lora_keeps_the_default_heap_threshold(tiny_dir: Path, tmp_path: Path) -> None:
+    from phi3industry.tuning import cpu_memory
+
+    tuner = Tuner(_cfg(tiny_dir, tmp_path / "l", gradient_checkpointing=True))
+    assert tuner._heap_threshold(tuner.model) == cpu_memory.DEFAULT_THRESHOLD
 
 
 def _declared_floor(package: str) -> str:

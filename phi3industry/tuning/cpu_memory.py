@@ -9,11 +9,12 @@ tokens, 2 threads (``bench/results/tuner-qa.md``): with gradient checkpointing, 
 5475 -> 3153 MiB at 8 MiB, same speed; at 2 MiB, 2064 MiB but ~20-30 % slower, because
 every smaller block then costs fresh page faults.
 
-Where the user traded speed for memory (QLoRA or gradient checkpointing),
-:func:`training_threshold` goes below one hidden-state tensor of the batch: packed rows stop
-short of ``max_length``, and on ``phi3-1b`` (2 x 512 x 2048) each 7.97 MiB activation fell
-just under 8 MiB and stayed on the heap (QLoRA 0.66x LoRA's peak RSS; 0.43x at 4 MiB,
-``bench/results/tuner-qlora-memory.md``).
+For QLoRA, chosen to save memory, :func:`training_threshold` goes down to 4 MiB when one
+hidden-state tensor of the batch is small enough to fall under 8 MiB: packed rows stop short
+of ``max_length``, and on ``phi3-1b`` (2 x 512 x 2048) each 7.97 MiB activation stayed on
+the heap (QLoRA 0.66x LoRA's peak RSS; 0.43x at 4 MiB, ``bench/results/tuner-qlora-memory.md``).
+LoRA, with or without gradient checkpointing, keeps 8 MiB: on SmolLM2 a 1-2 MiB threshold
+cut its peak RSS by a third but its speed by 30-40 % (bench/results/tuner-qa.md).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import sys
 _M_MMAP_THRESHOLD = -3
 #: Blocks from this size up are mapped on their own and returned when freed.
 DEFAULT_THRESHOLD = 8 * 1024 * 1024
-#: The lowest threshold :func:`training_threshold` picks (below it, page faults dominate).
-MIN_THRESHOLD = 1024 * 1024
+#: The lowest threshold :func:`training_threshold` picks: at 1-2 MiB page faults cost
+#: SmolLM2 30-40 % of its speed.
+MIN_THRESHOLD = 4 * 1024 * 1024
 _ENV = "MALLOC_MMAP_THRESHOLD_"
 _applied: int | None = None
 
@@ -71,13 +73,13 @@ def training_threshold(
     With ``save_memory`` the threshold is the largest power of two at most half of one
     hidden-state tensor of a full batch (``batch_size x max_length x hidden_size x
     bytes_per``), so that a batch padded to only half of ``max_length`` still has its
-    activations mapped and handed back; never above 8 MiB nor below 1 MiB.
+    activations mapped and handed back; never above 8 MiB nor below 4 MiB.
 
     Args:
         batch_size: Sequences per device per step.
         max_length: Tokens per training row.
         hidden_size: The model's hidden size.
-        save_memory: True for QLoRA or gradient checkpointing (memory over speed).
+        save_memory: True where memory comes before speed (the Tuner: QLoRA).
         bytes_per: Bytes per activation element (4 for fp32, 2 under bf16/fp16 autocast).
 
     Returns:

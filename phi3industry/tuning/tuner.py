@@ -517,7 +517,7 @@ class Tuner:
             cfg.batch_size,
             cfg.max_length,
             int(getattr(text_config, "hidden_size", 0) or 0),
-            save_memory=cfg.method == "qlora" or cfg.gradient_checkpointing,
+            save_memory=cfg.method == "qlora",
             bytes_per=4 if self.precision == "fp32" else 2,
         )
 
