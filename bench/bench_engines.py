@@ -8,7 +8,11 @@ latency p50/p99, requests and errors. Targets:
 
 - ``local``: ``phi3industry serve`` generating in-process (one model, requests queue);
 - ``ours+vllm``: ``phi3industry serve --endpoint.base-url`` in front of vLLM;
-- ``vllm``: vLLM alone (the question as the only message, the adapter as the model);
+- ``vllm``: vLLM alone, the adapter as the model, sent the very messages our pipeline sends
+  it (``Pipeline.prompt``: system prompt, sources where the strategy retrieves, question),
+  so that both do the same work and give the same greedy answers; ``--vllm-prompt question``
+  sends the question as the only message instead (shorter prompts, longer answers: not the
+  same work);
 - ``ours+llamacpp`` / ``llamacpp``: the same with llama.cpp's server (``--gguf FILE``).
 
 The issue's targets: at 16 and 32 clients, ``ours+vllm`` at least 0.9x ``vllm`` and 2.5x
@@ -78,11 +82,17 @@ class Row:
 
 
 async def one_request(
-    http: httpx.AsyncClient, url: str, model: str, question: str, max_tokens: int, row: Row
+    http: httpx.AsyncClient,
+    url: str,
+    model: str,
+    question: str | list[dict[str, str]],
+    max_tokens: int,
+    row: Row,
 ) -> None:
+    messages = [{"role": "user", "content": question}] if isinstance(question, str) else question
     body = {
         "model": model,
-        "messages": [{"role": "user", "content": question}],
+        "messages": messages,
         "max_tokens": max_tokens,
         "temperature": 0.0,
         "stream": True,
@@ -120,7 +130,12 @@ async def one_request(
 
 
 async def load(
-    url: str, model: str, questions: list[str], clients: int, seconds: float, max_tokens: int
+    url: str,
+    model: str,
+    questions: list[str] | list[list[dict[str, str]]],
+    clients: int,
+    seconds: float,
+    max_tokens: int,
 ) -> Row:
     """``clients`` concurrent streaming clients for ``seconds``; requests in flight finish."""
     row = Row(target="", clients=clients)
@@ -187,6 +202,26 @@ def ours(args: argparse.Namespace, work: Path, name: str, endpoint: str | None) 
     return start(cmd, work / f"{name}.log", url), url
 
 
+def pipeline_prompts(
+    args: argparse.Namespace, work: Path, engine_url: str, questions: list[str]
+) -> list[list[dict[str, str]]]:
+    """The messages ``phi3industry serve --endpoint.base-url`` sends the engine per question."""
+    from phi3industry.pipeline.config import EndpointConfig, PipelineConfig
+    from phi3industry.pipeline.pipeline import Pipeline
+
+    cfg = PipelineConfig(
+        model=args.model,
+        index=str(work / "index"),
+        strategy=args.strategy,
+        adapter=args.adapter,
+        answer_mode="generate",
+        max_new_tokens=args.max_tokens,
+        endpoint=EndpointConfig(base_url=engine_url),
+    )
+    pipe = Pipeline(config=cfg)
+    return [pipe.prompt(q) for q in questions]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -203,6 +238,12 @@ def main() -> None:
     ap.add_argument("--vllm-args", default="--enforce-eager", help="more vLLM flags, comma-sep.")
     ap.add_argument("--gguf", default=None, help="GGUF file for the llama.cpp targets")
     ap.add_argument("--llamacpp-python", default=None)
+    ap.add_argument(
+        "--vllm-prompt",
+        choices=("pipeline", "question"),
+        default="pipeline",
+        help="what the vllm target sends: our pipeline's messages, or the bare question",
+    )
     ap.add_argument("--out", default="engines")
     ap.add_argument("--smoke", action="store_true", help="1 and 2 clients, 3 s, 8 tokens")
     args = ap.parse_args()
@@ -243,6 +284,7 @@ def main() -> None:
     engine_model = adapter_name if "finetuned" in args.strategy else args.model
     procs: list[subprocess.Popen[bytes]] = []
     urls: dict[str, tuple[str, str]] = {}  # target -> (base URL, model to ask for)
+    prompts: dict[str, Any] = {}  # target -> what its clients send, if not the questions
     engine: VLLMEngine | None = None
     rows: list[Row] = []
     try:
@@ -259,6 +301,8 @@ def main() -> None:
             print("starting:", " ".join(engine.command()), flush=True)
             engine.start()
             urls["vllm"] = (engine.url, engine_model)
+            if args.vllm_prompt == "pipeline":
+                prompts["vllm"] = pipeline_prompts(args, work, engine.url, questions)
         if {"llamacpp", "ours+llamacpp"} & set(targets):
             if not args.gguf:
                 ap.error("the llama.cpp targets need --gguf FILE")
@@ -280,13 +324,12 @@ def main() -> None:
                 procs.append(proc)
                 urls[target] = (url, "phi3industry")
             url, model = urls[target]
+            asks = prompts.get(target, questions)
             if args.warmup:
-                asyncio.run(load(url, model, questions, max(levels), args.warmup, args.max_tokens))
+                asyncio.run(load(url, model, asks, max(levels), args.warmup, args.max_tokens))
             for clients in levels:
                 print(f"{target}: {clients} client(s) for {args.seconds:.0f} s", flush=True)
-                row = asyncio.run(
-                    load(url, model, questions, clients, args.seconds, args.max_tokens)
-                )
+                row = asyncio.run(load(url, model, asks, clients, args.seconds, args.max_tokens))
                 row.target = target
                 rows.append(row)
                 d = row.to_dict()
@@ -318,6 +361,7 @@ def main() -> None:
         "strategy": args.strategy,
         "max_tokens": args.max_tokens,
         "seconds_per_row": args.seconds,
+        "vllm_prompt": args.vllm_prompt,
         "smoke": args.smoke,
         "rows": table,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -330,9 +374,16 @@ def main() -> None:
         f"# Engines: {args.model}, strategy {args.strategy}, {args.max_tokens} tokens, "
         f"{args.seconds:.0f} s per row",
         "",
+        "vLLM alone was sent "
+        + (
+            "the messages our pipeline sends it (same work, same greedy answers)."
+            if args.vllm_prompt == "pipeline"
+            else "the bare question (shorter prompt, other answers: not the same work)."
+        ),
+        "",
         "| target | clients | tokens/s | x vLLM | x local | first token p50 / p99 (s) "
-        "| total p50 / p99 (s) | requests | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| total p50 / p99 (s) | requests | tokens/request | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         lines.append(
@@ -340,7 +391,7 @@ def main() -> None:
             f"| {_ratio(r.get('x_vllm'))} | {_ratio(r.get('x_local'))} "
             f"| {r['first_token_p50_s']:.2f} / {r['first_token_p99_s']:.2f} "
             f"| {r['total_p50_s']:.2f} / {r['total_p99_s']:.2f} | {r['requests']} "
-            f"| {r['errors']} |"
+            f"| {r['completion_tokens'] / max(1, r['requests']):.1f} | {r['errors']} |"
         )
     (out / f"{args.out}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

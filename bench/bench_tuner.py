@@ -646,8 +646,9 @@ NOTES = [
     "keeps several (upcast, log-softmax, gradient). Projecting only the labelled tokens, a "
     "chunk at a time, gives the same loss (held-out ppl identical) with less memory and, as "
     "prompt tokens skip the vocabulary projection, more tokens/s.",
-    "glibc heap: on CPU the Tuner fixes glibc's mmap threshold at 8 MiB "
-    "(phi3industry.tuning.cpu_memory). Otherwise the threshold climbs past the few-MiB "
+    "glibc heap: on CPU the Tuner fixes glibc's mmap threshold at 8 MiB for LoRA and, since "
+    "2026-12-07 11:29, at 4 MiB for QLoRA where a hidden-state tensor of the batch is under "
+    "16 MiB (phi3industry.tuning.cpu_memory; QLoRA rows of earlier runs had 8 MiB). Otherwise the threshold climbs past the few-MiB "
     "activations freed every step and the heap keeps them. Measured apart from this table "
     "(SmolLM2, same arms, threshold set through MALLOC_MMAP_THRESHOLD_): LoRA + checkpointing "
     "peaked at 5475 MiB with glibc's default, 3153 MiB at 8 MiB (same speed: 101 vs 105 "
