@@ -443,7 +443,7 @@ class Tuner:
         eval_texts = [e.plain_text()[:_MAX_EVAL_CHARS] for e in eval_ex[:_MAX_EVAL_EXAMPLES]]
 
         model = self.model
-        if not cuda_available():
+        if not cuda_available():  # loaded under the default; train under this run's threshold
             limit_heap_retention(self._heap_threshold(model))
         trainable, total = count_parameters(model)
         # Created only now: bad data or a bad model leaves no empty output_dir behind.
