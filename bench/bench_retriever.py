@@ -149,7 +149,12 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from phi3industry import Retriever, RetrieverConfig
-    from phi3industry.retrieval.documents import Chunker, load_document
+    from phi3industry.retrieval.documents import (
+        Chunker,
+        chunk_header,
+        contextual_text,
+        load_document,
+    )
     from phi3industry.retrieval.embeddings import load_embedder
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -198,7 +203,17 @@ def main() -> None:
 
     embedder = load_embedder(config.embedding, backend=args.backend)
     chunker = Chunker(embedder.count_tokens, config.chunk_size, config.chunk_overlap)
-    our_chunks = [c.text for f in files for c in chunker.split(load_document(f))]
+    # What ours embeds: each chunk with its title and section line when contextual headers are
+    # on (the default).
+    our_chunks = [
+        contextual_text(
+            c.text, chunk_header(c.title, c.section), embedder.count_tokens, embedder.max_tokens
+        )
+        if config.contextual_headers
+        else c.text
+        for f in files
+        for c in chunker.split(load_document(f))
+    ]
     started = time.perf_counter()
     embedder.embed_documents(our_chunks, batch_size=config.batch_size)
     limit_seconds = time.perf_counter() - started
@@ -300,9 +315,12 @@ def latency_runs(
     with a variant suffix) to 10k and 100k chunks, then time k=5 dense and hybrid queries."""
     from phi3industry import Retriever, RetrieverConfig
 
+    # Only distinct texts have a vector (repeats are kept in the copies collection).
     base = list(ours.iter_chunks())
-    vectors = ours._collection.get(ids=[h.id for h in base], include=["embeddings"])["embeddings"]
-    vectors = np.asarray(vectors, dtype=np.float32)
+    rows = ours._collection.get(ids=[h.id for h in base], include=["embeddings"])
+    by_id = dict(zip(rows["ids"], rows["embeddings"], strict=True))
+    base = [h for h in base if h.id in by_id]
+    vectors = np.asarray([by_id[h.id] for h in base], dtype=np.float32)
     queries = [q["question"] for q in questions][:40]
     started = time.perf_counter()
     for q in queries:

@@ -90,7 +90,9 @@ def test_rag_answer_structure(tiny_pipe: Pipeline) -> None:
     assert answer.strategy == "rag" and not answer.abstained and answer.adapter is None
     assert answer.text and answer.finish_reason in ("stop", "length")
     assert Path(answer.sources[0].source).name == "battery.md"
-    assert all(hit.score >= 0.2 for hit in answer.sources)
+    # hybrid by default: the score is the fused one, the cosine is beside it
+    assert all(0 < hit.score < hit.metadata["dense_score"] for hit in answer.sources)
+    assert answer.sources[0].metadata["dense_score"] >= 0.2
     assert set(answer.timings) == {"retrieve", "prompt", "first_token", "attribute", "total"}
     assert (
         0 <= answer.timings["retrieve"] <= answer.timings["first_token"] <= answer.timings["total"]

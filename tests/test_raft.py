@@ -99,7 +99,8 @@ def test_hard_negatives_are_the_retrievers_top_non_oracle_hits(index: Any) -> No
     examples = make_raft_examples(index, QA, n_distractors=2, p_oracle=1.0, seed=0)
     assert len(examples) == len(QA)
     for e in examples:
-        top = [h.id for h in index.search(e.question, k=6, min_score=-1.0)]
+        # make_raft_examples draws its hard distractors from dense search (hybrid=False)
+        top = [h.id for h in index.search(e.question, k=6, hybrid=False, min_score=-1.0)]
         distractor_ids = [d.id for d in e.distractors]
         assert len(distractor_ids) == 2 and e.oracle.id not in distractor_ids
         assert set(distractor_ids) <= set(top)

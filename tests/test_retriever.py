@@ -483,3 +483,19 @@ def test_a_bad_embedder_leaves_no_index_behind(tmp_path: Path) -> None:
                 )
             )
         assert not path.exists()
+
+
+def test_a_reader_sees_another_writers_documents_after_searching(
+    tmp_path: Path, corpus: Path
+) -> None:
+    # The reader remembers row counts between searches (an empty index: no hits); another
+    # writer's sync must reset them.
+    reader = Retriever(RetrieverConfig(path=str(tmp_path / "index"), progress=False))
+    assert reader.search("battery", k=3) == []
+    writer = Retriever.open(tmp_path / "index", progress=False)
+    writer.sync([corpus])
+    hits = reader.search("What does error E4711 mean?", k=3)
+    assert hits and hits[0].source.endswith("battery.md")
+    assert len(reader.search("robot", k=30, hybrid=False)) == len(
+        writer.search("robot", k=30, hybrid=False)
+    )

@@ -314,6 +314,9 @@ def test_a_cut_query_is_reported(tmp_path: Path, corpus: Path) -> None:
     [
         ({"long_query": "mean"}, "long_query must be 'pool' or 'truncate', got 'mean'"),
         ({"max_query_windows": 0}, "max_query_windows must be a positive integer, got 0"),
+        ({"bm25_weight": 0}, r"bm25_weight must be a number in \(0, 10\] or unset"),
+        ({"bm25_weight": "high"}, "bm25_weight must be a number .* got 'high'"),
+        ({"bm25_weight": True}, "bm25_weight must be a number .* got True"),
     ],
 )
 def test_bad_long_query_settings(settings: dict[str, object], match: str) -> None:
@@ -333,3 +336,51 @@ def test_split_windows_packs_sentences_and_splits_long_ones() -> None:
         "i j. k",
     ]
     assert split_windows("  \n ", words, 4) == []
+
+
+def test_bm25_weight_falls_with_query_length_and_a_fixed_one_is_kept() -> None:
+    from phi3industry.retrieval.search import KEYWORD_MIN_WEIGHT, keyword_weight
+
+    assert keyword_weight("What does error E4711 mean?") == 1.0
+    assert keyword_weight(" ".join(["word"] * 25)) == 1.0
+    assert keyword_weight(" ".join(["word"] * 50)) == pytest.approx(0.5)
+    assert keyword_weight(" ".join(["word"] * 500)) == KEYWORD_MIN_WEIGHT
+    assert keyword_weight(" ".join(["word"] * 500), 2.0) == 2.0
+
+
+def test_weighted_rrf_lets_the_heavier_ranking_decide() -> None:
+    from phi3industry.retrieval.search import rrf_fuse
+
+    dense, keyword = ["a", "b", "c"], ["b", "a", "d"]
+    assert rrf_fuse([dense, keyword], 60)[0][:2] in (["a", "b"], ["b", "a"])
+    assert rrf_fuse([dense, keyword], 60, [1.0, 0.5])[0] == ["a", "b", "c", "d"]
+    order, scores = rrf_fuse([dense, keyword], 60, [0.5, 1.0])
+    assert order == ["b", "a", "d", "c"]
+    assert scores["d"] == pytest.approx(1.0 / 63)
+    with pytest.raises(ValueError, match="2 rankings but 1 weights"):
+        rrf_fuse([dense, keyword], 60, [1.0])
+
+
+def test_defaults_are_hybrid_with_headers_and_bm25_weight_steers_the_fusion(
+    tmp_path: Path, corpus: Path
+) -> None:
+    config = RetrieverConfig(path="x")
+    assert config.hybrid is True and config.contextual_headers is True
+    assert config.bm25_weight is None
+    retriever = make_retriever(tmp_path / "index")
+    retriever.sync([corpus])
+    query = "robot battery returns"
+    fused = retriever.search(query, k=5)
+    assert fused and all("dense_score" in hit.metadata for hit in fused)  # hybrid by default
+    dense = retriever.search(query, k=5, hybrid=False)
+    assert dense and all("dense_score" not in hit.metadata for hit in dense)
+    # BM25 at a hundredth of dense's weight: the fused order is dense's own.
+    faint = Retriever.open(tmp_path / "index", bm25_weight=0.01)
+    assert [h.id for h in faint.search(query, k=5)] == [h.id for h in dense]
+    # A reader's overrides are its own: the index keeps the settings its writer stored.
+    assert Retriever.open(tmp_path / "index").config.bm25_weight is None
+    faint.sync([corpus])  # a writer's settings are stored
+    assert Retriever.open(tmp_path / "index").config.bm25_weight == 0.01
+    # A code is a short query: BM25 keeps its full weight and finds the chunk holding it.
+    code = retriever.search("E4711", k=3)
+    assert "E4711" in code[0].text

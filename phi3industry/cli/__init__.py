@@ -103,7 +103,13 @@ def search(
     index: IndexOption = None,
     config: ConfigOption = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.")] = 5,
-    hybrid: Annotated[bool, typer.Option("--hybrid", help="Fuse BM25 with dense (RRF).")] = False,
+    hybrid: Annotated[
+        bool | None,
+        typer.Option(
+            "--hybrid/--dense",
+            help="Fuse BM25 with dense (RRF), or dense only; default: the index's setting.",
+        ),
+    ] = None,
     mmr: Annotated[bool, typer.Option("--mmr", help="Diversify hits (MMR).")] = False,
     min_score: Annotated[
         float | None, typer.Option("--min-score", help="Drop hits scoring below this.")

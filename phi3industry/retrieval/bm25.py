@@ -167,9 +167,15 @@ class BM25Cache:
         self._index = index
         return index
 
-    def get(self, collection: Collection) -> BM25Index:
-        """A BM25 index that matches ``collection`` now."""
-        if self._index is not None and len(self._index.ids) == collection.count():
+    def get(self, collection: Collection, count: int | None = None) -> BM25Index:
+        """A BM25 index that matches ``collection`` now.
+
+        Args:
+            collection: The searched collection.
+            count: Its number of rows, when the caller knows it (``count()`` scans).
+        """
+        count = collection.count() if count is None else count
+        if self._index is not None and len(self._index.ids) == count:
             return self._index
         loaded = BM25Index.load(self.directory)
         if loaded is not None and self._matches(loaded, collection):

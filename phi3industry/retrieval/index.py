@@ -42,7 +42,13 @@ from phi3industry.retrieval.config import RetrieverConfig
 from phi3industry.retrieval.documents import chunk_header, contextual_text
 from phi3industry.retrieval.embeddings import Embedder, load_embedder, resolve_backend
 from phi3industry.retrieval.rerank import load_reranker
-from phi3industry.retrieval.search import Hit, collapse_duplicates, mmr_select, rrf_fuse
+from phi3industry.retrieval.search import (
+    Hit,
+    collapse_duplicates,
+    keyword_weight,
+    mmr_select,
+    rrf_fuse,
+)
 from phi3industry.retrieval.sync import (
     VECTOR_KEY,
     Syncer,
@@ -109,6 +115,9 @@ class Retriever:
         self.config = config
         self._reopen_lock = threading.Lock()
         self._marker = ChangeMarker(config.path)
+        # Row counts of an embedded index's collections, kept until it changes (Chroma's
+        # count() scans: four calls were half of a search at 100k chunks).
+        self._counts: dict[str, int] = {}
         client = None
         if config.embedding_backend == "auto":
             backend, client = _auto_backend(config)
@@ -130,7 +139,9 @@ class Retriever:
         self._collection: Collection = self._open_collection(self._client)
         self._copies: Collection = self._open_collection(self._client, copies=True)
         self._bm25 = BM25Cache(self._bm25_dir(), contextual=config.contextual_headers)
-        if config.path is not None:
+        # The index file holds the settings of the index's last writer: opening an index to
+        # search it, with any overrides, leaves it as it is.
+        if config.path is not None and not (Path(config.path) / INDEX_FILE).exists():
             self._write_index_file()
 
     def _open_collection(self, client: ClientAPI, copies: bool = False) -> Collection:
@@ -191,6 +202,7 @@ class Retriever:
             self._client, self._collection = client, self._open_collection(client)
             self._copies = self._open_collection(client, copies=True)
             self._bm25.forget()
+            self._counts.clear()
             self._marker.seen = marker
 
     def _retrying(self, func: Any, *args: Any, **kwargs: Any) -> Any:
@@ -206,6 +218,18 @@ class Retriever:
             self._refresh(force=True)
             return func(*args, **kwargs)
 
+    def _count(self, part: Collection) -> int:
+        """``part.count()``, remembered until the next write for an embedded index.
+
+        A Chroma server may be written to by others without notice: it is asked each time.
+        """
+        if self.config.path is None:
+            return part.count()
+        count = self._counts.get(part.name)
+        if count is None:
+            count = self._counts[part.name] = part.count()
+        return count
+
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -214,11 +238,14 @@ class Retriever:
             return
         with write_lock(Path(self.config.path)):
             self._refresh()  # another process may have written since this one loaded it
+            self._write_index_file()
             # Announced at the start too: a writer killed mid-write still leaves a new marker.
             self._marker.mark()
+            self._counts.clear()
             try:
                 yield
             finally:
+                self._counts.clear()
                 self._marker.mark()
 
     def sync(
@@ -382,7 +409,7 @@ class Retriever:
                 f"got {reranker!r}."
             )
         min_score = cfg.min_score if min_score is None else min_score
-        total = self._collection.count()
+        total = self._count(self._collection)
         if total == 0:
             return []
         query_vector, query_info = self._embed_query(query)
@@ -391,13 +418,13 @@ class Retriever:
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if mmr else [])
         candidates: dict[str, dict[str, Any]] = {}
         parts = [self._collection]
-        if where is not None and self._copies.count():
+        if where is not None and self._count(self._copies):
             parts.append(self._copies)  # a filter may match only a copy's source
         for part in parts:
             with self._filter_errors(where):
                 rows: Any = part.query(
                     query_embeddings=[query_vector],  # type: ignore[arg-type]
-                    n_results=min(n_dense, part.count()),
+                    n_results=min(n_dense, self._count(part)),
                     where=where,
                     include=include,  # type: ignore[arg-type]
                 )
@@ -415,7 +442,8 @@ class Retriever:
         scores = {cid: candidates[cid]["dense"] for cid in order}
         if hybrid:
             keyword = self._keyword_candidates(query, query_vector, where, candidates, mmr)
-            order, scores = rrf_fuse([order, keyword], cfg.rrf_k)
+            weight = keyword_weight(query, cfg.bm25_weight)
+            order, scores = rrf_fuse([order, keyword], cfg.rrf_k, [1.0, weight])
         if min_score is not None:
             order = [cid for cid in order if candidates[cid]["dense"] >= min_score]
         order, absorbed = collapse_duplicates(order, {c: candidates[c]["text"] for c in order})
@@ -495,7 +523,7 @@ class Retriever:
             cid: [str(candidates[a]["meta"].get("source", "")) for a in absorbed.get(cid, [])]
             for cid in order
         }
-        if not order or not self._copies.count():
+        if not order or not self._count(self._copies):
             return others
         by_hash: dict[str, list[str]] = {}
         for cid in order:
@@ -522,7 +550,7 @@ class Retriever:
         need_vectors: bool,
     ) -> list[str]:
         """BM25's ranking (within ``where``); its hits join ``candidates`` with their cosine."""
-        keyword = self._bm25.get(self._collection).search(
+        keyword = self._bm25.get(self._collection, self._count(self._collection)).search(
             query, self.config.fetch_k * (4 if where else 1)
         )
         keyword_ids = [cid for cid, _ in keyword]
