@@ -36,7 +36,8 @@ Systems (one embedder, the bundled all-MiniLM-L6-v2):
 * ``ours``: ``Retriever`` with the default int8 ONNX embedder. ``ours default``: the
   defaults (contextual headers, hybrid search, BM25 weighted by query length); beside it
   dense alone, hybrid with equal weights, both without contextual headers, and for long
-  queries ``long_query`` truncate instead of pool; with ``--reranker DIR`` a cross-encoder
+  queries ``long_query`` truncate instead of pool, and at most two hits per document
+  (``max_per_source=2``); with ``--reranker DIR`` a cross-encoder
   over the hybrid top 30; with ``--fp32`` the same index embedded in fp32 by torch and by
   plain ONNX (point 5 of #14); the RRF constant sweep (``--rrf``).
 
@@ -314,6 +315,9 @@ def run_set(
     truncating = Retriever.open(ctx.config.path, long_query="truncate", progress=False)
     systems["ours dense, truncated query"] = lambda q: our_search(truncating, q, k, hybrid=False)
     systems["ours default, truncated query"] = lambda q: our_search(truncating, q, k, hybrid=True)
+    capped = Retriever.open(ctx.config.path, max_per_source=2, progress=False)
+    systems["ours default, max_per_source=2"] = lambda q: our_search(capped, q, k, hybrid=True)
+    systems["ours dense, max_per_source=2"] = lambda q: our_search(capped, q, k, hybrid=False)
     for rrf in args.rrf:
         tuned = Retriever.open(ctx.config.path, rrf_k=rrf, progress=False)
         systems[f"ours default, rrf_k={rrf}"] = lambda q, r=tuned: our_search(r, q, k, hybrid=True)

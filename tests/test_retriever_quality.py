@@ -317,6 +317,7 @@ def test_a_cut_query_is_reported(tmp_path: Path, corpus: Path) -> None:
         ({"bm25_weight": 0}, r"bm25_weight must be a number in \(0, 10\] or unset"),
         ({"bm25_weight": "high"}, "bm25_weight must be a number .* got 'high'"),
         ({"bm25_weight": True}, "bm25_weight must be a number .* got True"),
+        ({"max_per_source": 0}, "max_per_source must be a positive integer or unset"),
     ],
 )
 def test_bad_long_query_settings(settings: dict[str, object], match: str) -> None:
@@ -384,3 +385,24 @@ def test_defaults_are_hybrid_with_headers_and_bm25_weight_steers_the_fusion(
     # A code is a short query: BM25 keeps its full weight and finds the chunk holding it.
     code = retriever.search("E4711", k=3)
     assert "E4711" in code[0].text
+
+
+def test_max_per_source_spreads_the_hits_over_documents(tmp_path: Path, corpus: Path) -> None:
+    sections = "\n\n".join(
+        f"## Battery check {i}\n\nStep {i}: measure the battery pack voltage and temperature "
+        f"before charging; log reading {i} in the battery book."
+        for i in range(12)
+    )
+    (corpus / "battery-log.md").write_text(f"# Battery log\n\n{sections}\n", encoding="utf-8")
+    retriever = make_retriever(tmp_path / "index", chunk_size=40, chunk_overlap=0)
+    retriever.sync([corpus])
+    query = "battery pack voltage and temperature"
+    plain = retriever.search(query, k=6)
+    sources = [Path(hit.source).name for hit in plain]
+    assert sources.count("battery-log.md") >= 3  # one document fills the hits...
+    capped = Retriever.open(tmp_path / "index", max_per_source=2).search(query, k=6)
+    counts = [Path(hit.source).name for hit in capped]
+    assert counts.count("battery-log.md") == 2  # ...unless capped
+    assert max(counts.count(name) for name in counts) <= 2
+    assert len(capped) == 6  # five documents, two hits each at most: k is still filled
+    assert {"battery.md"} <= set(counts)

@@ -240,6 +240,24 @@ def collapse_duplicates(
     return kept, absorbed
 
 
+def cap_per_source(order: Sequence[str], source_of: Mapping[str, str], cap: int) -> list[str]:
+    """Keep at most ``cap`` ids of each source, in order.
+
+    Example:
+        >>> sources = {"a1": "a", "a2": "a", "a3": "a", "b1": "b"}
+        >>> cap_per_source(["a1", "a2", "b1", "a3"], sources, 1)
+        ['a1', 'b1']
+    """
+    seen: dict[str, int] = {}
+    kept = []
+    for item in order:
+        source = source_of[item]
+        if seen.get(source, 0) < cap:
+            seen[source] = seen.get(source, 0) + 1
+            kept.append(item)
+    return kept
+
+
 def mmr_select(query_vector: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
     """Pick up to ``k`` rows of ``vectors`` by maximal marginal relevance.
 
@@ -272,6 +290,7 @@ __all__ = [
     "KEYWORD_MIN_WEIGHT",
     "NEAR_DUPLICATE_JACCARD",
     "Hit",
+    "cap_per_source",
     "collapse_duplicates",
     "keyword_weight",
     "mmr_select",
