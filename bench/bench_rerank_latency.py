@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _stats import pct
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -52,12 +54,11 @@ def timed(search: Any, queries: list[str], rounds: int) -> list[float]:
 
 
 def summary(times: list[float]) -> dict[str, float]:
-    ordered = sorted(times)
     return {
-        "p50_ms": round(1000 * statistics.median(ordered), 1),
-        "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1),
-        "mean_ms": round(1000 * statistics.fmean(ordered), 1),
-        "searches": len(ordered),
+        "p50_ms": round(1000 * pct(times, 50), 1),
+        "p95_ms": round(1000 * pct(times, 95), 1),
+        "mean_ms": round(1000 * statistics.fmean(times), 1),
+        "searches": len(times),
     }
 
 

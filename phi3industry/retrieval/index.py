@@ -242,7 +242,6 @@ class Retriever:
             self._write_index_file()
             # Announced at the start too: a writer killed mid-write still leaves a new marker.
             self._marker.mark()
-            self._counts.clear()
             try:
                 yield
             finally:
