@@ -34,10 +34,11 @@ Systems (one embedder, the bundled all-MiniLM-L6-v2):
   ``Chroma.from_documents``; ``similarity_search(query, k)``. Text from our loader (same
   text, so spans compare).
 * ``ours``: ``Retriever`` with the default int8 ONNX embedder. ``ours default``: the
-  defaults (contextual headers, hybrid search, BM25 weighted by query length); beside it
-  dense alone, hybrid with equal weights, both without contextual headers, and for long
-  queries ``long_query`` truncate instead of pool, and at most two hits per document
-  (``max_per_source=2``); with ``--reranker DIR`` a cross-encoder
+  defaults (contextual headers, hybrid search, BM25 weighted by query length, two hits per
+  document before the others' (``max_per_source=2``)); beside it dense alone, both without
+  the per-document spread (``max_per_source=None``), hybrid with equal weights, both without
+  contextual headers, and for long queries ``long_query`` truncate instead of pool; every
+  arm keeps the defaults it does not name. With ``--reranker DIR`` a cross-encoder
   over the hybrid top 30; with ``--fp32`` the same index embedded in fp32 by torch and by
   plain ONNX (point 5 of #14); the RRF constant sweep (``--rrf``).
 
@@ -53,6 +54,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import json
 import re
@@ -306,20 +308,23 @@ def run_set(
     # Our defaults: contextual headers, hybrid search with BM25 weighted by query length.
     systems["ours default (hybrid)"] = lambda q: our_search(ctx, q, k, hybrid=True)
     systems["ours dense"] = lambda q: our_search(ctx, q, k, hybrid=False)
-    from phi3industry import Retriever
 
-    equal = Retriever.open(ctx.config.path, bm25_weight=1.0, progress=False)
+    def variant(base: Any, **settings: Any) -> Any:
+        # The same index, other search settings (the defaults it does not name kept).
+        return type(base)(dataclasses.replace(base.config, **settings))
+
+    equal = variant(ctx, bm25_weight=1.0)
     systems["ours hybrid, equal weights"] = lambda q: our_search(equal, q, k, hybrid=True)
+    unspread = variant(ctx, max_per_source=None)
+    systems["ours default, max_per_source=None"] = lambda q: our_search(unspread, q, k)
+    systems["ours dense, max_per_source=None"] = lambda q: our_search(unspread, q, k, hybrid=False)
     systems["ours dense, no headers"] = lambda q: our_search(plain, q, k, hybrid=False)
     systems["ours hybrid, no headers"] = lambda q: our_search(plain, q, k, hybrid=True)
-    truncating = Retriever.open(ctx.config.path, long_query="truncate", progress=False)
+    truncating = variant(ctx, long_query="truncate")
     systems["ours dense, truncated query"] = lambda q: our_search(truncating, q, k, hybrid=False)
     systems["ours default, truncated query"] = lambda q: our_search(truncating, q, k, hybrid=True)
-    capped = Retriever.open(ctx.config.path, max_per_source=2, progress=False)
-    systems["ours default, max_per_source=2"] = lambda q: our_search(capped, q, k, hybrid=True)
-    systems["ours dense, max_per_source=2"] = lambda q: our_search(capped, q, k, hybrid=False)
     for rrf in args.rrf:
-        tuned = Retriever.open(ctx.config.path, rrf_k=rrf, progress=False)
+        tuned = variant(ctx, rrf_k=rrf)
         systems[f"ours default, rrf_k={rrf}"] = lambda q, r=tuned: our_search(r, q, k, hybrid=True)
     if args.fp32:
         for backend, label in (("torch", "fp32"), ("onnx", "onnx-fp32")):
@@ -339,7 +344,7 @@ def run_set(
                 r, q, k, hybrid=True
             )
     if args.reranker:
-        reranking = Retriever.open(ctx.config.path, reranker=args.reranker, progress=False)
+        reranking = variant(ctx, reranker=args.reranker)
         systems["ours default +reranker"] = lambda q: our_search(reranking, q, k, hybrid=True)
     results: dict[str, dict[str, float]] = {}
     for system, search in systems.items():

@@ -48,6 +48,7 @@ def check_chunks(doc: Document, chunks: list[Chunk], count: Callable[[str], int]
         assert doc.text[chunk.start : chunk.end] == chunk.text
         assert chunk.text.strip() == chunk.text and chunk.text
         assert count(chunk.text) <= size
+        assert chunk.tokens == count(chunk.text)  # measured when cut, reused by the syncer
         assert chunk.index == i
         assert chunk.chunk_hash == hashlib.sha256(chunk.text.encode()).hexdigest()
         assert chunk.doc_hash == doc.doc_hash and chunk.source == doc.source
@@ -449,7 +450,10 @@ def test_sample_kb_questions_and_training_data() -> None:
 
 def test_small_heading_sections_are_joined_up_to_chunk_size(tmp_path: Path) -> None:
     body = " ".join(f"word{i}" for i in range(120))
-    text = f"# Guide\n\n## Short A\n\nOne line.\n\n## Short B\n\nTwo lines.\n\n## Long\n\n{body}\n"
+    text = (
+        f"# Guide\n\n## Short A\n\nOne line.\n\n## Short B\n\nTwo lines.\n\n## Long\n\n{body}\n\n"
+        "## Short C\n\nThree.\n\n## Short D\n\nFour.\n"
+    )
     path = tmp_path / "guide.md"
     path.write_text(text)
     doc = load_document(path)
@@ -462,4 +466,8 @@ def test_small_heading_sections_are_joined_up_to_chunk_size(tmp_path: Path) -> N
         chunks[0].section == "Guide > Short A"
     )  # the bare "# Guide" heading joins its first child
     assert all("word" not in c.text for c in chunks[:1])
-    assert all(c.section == "Guide > Long" for c in chunks[1:])
+    # The long section (told by a prefix: it is far over the size) is joined with neither side.
+    assert all(c.section == "Guide > Long" for c in chunks[1:-1])
+    assert all("Three." not in c.text for c in chunks[:-1])
+    assert chunks[-1].section == "Guide > Short C" and "Four." in chunks[-1].text
+    assert "word" not in chunks[-1].text

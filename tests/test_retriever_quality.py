@@ -244,6 +244,9 @@ def test_chunk_header_and_contextual_text_never_cut_the_chunk() -> None:
     assert contextual_text(text, "Guide > Part", words, 7) == text
     assert contextual_text(text, "", words, 100) == text
     assert contextual_text(text, "Guide", None, None) == "Guide\n\n" + text
+    # A chunk's known token count gives the same text as counting it again.
+    header = "Guide > Part > Chapter > Section"
+    assert contextual_text(text, header, words, 10, text_tokens=words(text)) == fitted
 
 
 # --------------------------------------------------------------------------- long queries
@@ -317,7 +320,7 @@ def test_a_cut_query_is_reported(tmp_path: Path, corpus: Path) -> None:
         ({"bm25_weight": 0}, r"bm25_weight must be a number in \(0, 10\] or unset"),
         ({"bm25_weight": "high"}, "bm25_weight must be a number .* got 'high'"),
         ({"bm25_weight": True}, "bm25_weight must be a number .* got True"),
-        ({"max_per_source": 0}, "max_per_source must be a positive integer or unset"),
+        ({"max_per_source": 0}, "max_per_source must be a positive integer or None"),
     ],
 )
 def test_bad_long_query_settings(settings: dict[str, object], match: str) -> None:
@@ -395,14 +398,33 @@ def test_max_per_source_spreads_the_hits_over_documents(tmp_path: Path, corpus: 
     )
     (corpus / "battery-log.md").write_text(f"# Battery log\n\n{sections}\n", encoding="utf-8")
     retriever = make_retriever(tmp_path / "index", chunk_size=40, chunk_overlap=0)
+    assert retriever.config.max_per_source == 2  # the default
     retriever.sync([corpus])
     query = "battery pack voltage and temperature"
-    plain = retriever.search(query, k=6)
-    sources = [Path(hit.source).name for hit in plain]
+    unlimited = Retriever.open(tmp_path / "index", max_per_source=None).search(query, k=6)
+    sources = [Path(hit.source).name for hit in unlimited]
     assert sources.count("battery-log.md") >= 3  # one document fills the hits...
-    capped = Retriever.open(tmp_path / "index", max_per_source=2).search(query, k=6)
-    counts = [Path(hit.source).name for hit in capped]
-    assert counts.count("battery-log.md") == 2  # ...unless capped
+    spread = retriever.search(query, k=6)
+    counts = [Path(hit.source).name for hit in spread]
+    assert counts.count("battery-log.md") == 2  # ...unless spread over the documents
     assert max(counts.count(name) for name in counts) <= 2
-    assert len(capped) == 6  # five documents, two hits each at most: k is still filled
+    assert len(spread) == 6  # five documents, two hits each at most: k is still filled
     assert {"battery.md"} <= set(counts)
+    # Its best two hits are the unlimited search's best two from that document.
+    ids = [hit.id for hit in unlimited if Path(hit.source).name == "battery-log.md"][:2]
+    assert [hit.id for hit in spread if Path(hit.source).name == "battery-log.md"] == ids
+
+
+def test_max_per_source_still_fills_k_from_a_single_document(tmp_path: Path) -> None:
+    docs = tmp_path / "manual"
+    docs.mkdir()
+    sections = "\n\n".join(
+        f"## Pump step {i}\n\nStep {i}: bleed the hydraulic pump at valve V{i} before starting."
+        for i in range(10)
+    )
+    (docs / "pump-manual.md").write_text(f"# Pump manual\n\n{sections}\n", encoding="utf-8")
+    retriever = make_retriever(tmp_path / "index", chunk_size=40, chunk_overlap=0)
+    retriever.sync([docs])
+    hits = retriever.search("bleed the hydraulic pump", k=5)
+    assert len(hits) == 5  # one manual: its further hits fill the k
+    assert {Path(hit.source).name for hit in hits} == {"pump-manual.md"}

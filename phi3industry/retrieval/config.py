@@ -113,11 +113,12 @@ class RetrieverConfig(ConfigBase):
         },
     )
     max_per_source: int | None = field(
-        default=None,
+        default=2,
         metadata={
-            "help": "Most hits one document may give a search (None: no limit). 2 suits "
-            "questions that need several documents: on the benchmark's situation-style "
-            "queries it raised recall@10 of the pages needed, and cost one FAQ set a point."
+            "help": "Hits one document gives before every other document's hits: its further "
+            "hits move behind them and fill the k only when too few other documents match "
+            "(None: rank by score alone). Questions that need several documents find more of "
+            "them; set on the retrieval-quality benchmark."
         },
     )
     reranker: str | None = field(
@@ -218,7 +219,7 @@ class RetrieverConfig(ConfigBase):
                 and not isinstance(self.max_per_source, bool)
                 and self.max_per_source > 0
             ),
-            f"max_per_source must be a positive integer or unset (no limit), "
+            f"max_per_source must be a positive integer or None (rank by score alone), "
             f"got {self.max_per_source!r}.",
         )
         check(

@@ -360,6 +360,7 @@ class Chunk:
         chunk_hash: SHA-256 hex of ``text``.
         doc_hash: The document's hash.
         title: The document's title.
+        tokens: Its length in the chunker's tokens, counted when it was cut (None: unknown).
     """
 
     text: str
@@ -372,6 +373,7 @@ class Chunk:
     chunk_hash: str
     doc_hash: str
     title: str | None
+    tokens: int | None = None
 
     def metadata(self) -> Metadata:
         """Return Chroma-safe metadata: scalar values only, None values left out."""
@@ -415,6 +417,7 @@ def contextual_text(
     header: str,
     count_tokens: Callable[[str], int] | None = None,
     max_tokens: int | None = None,
+    text_tokens: int | None = None,
 ) -> str:
     """``header`` on a line before ``text``, the header cut so that the whole fits the window.
 
@@ -423,6 +426,7 @@ def contextual_text(
         header: From :func:`chunk_header`.
         count_tokens: The embedder's token counter (None: no window to fit).
         max_tokens: The embedder's window in tokens (None: no window to fit).
+        text_tokens: ``count_tokens(text)`` when already known (:attr:`Chunk.tokens`).
 
     Returns:
         The text to embed or keyword-index; just ``text`` when no header fits.
@@ -431,7 +435,7 @@ def contextual_text(
         return text
     if count_tokens is None or max_tokens is None:
         return f"{header}\n\n{text}"
-    room = max_tokens - count_tokens(text)
+    room = max_tokens - (count_tokens(text) if text_tokens is None else text_tokens)
     words = header.split()
     # Keep the end of the header (the most specific section) when it must be cut.
     while words and count_tokens(" ".join(words)) > room:
@@ -448,6 +452,7 @@ _FIRST_RATIO = 0.25  # tokens per character before anything has been counted
 # Longest chunk, in characters per token of chunk_size. WordPiece counts a "word" of over 100
 # characters as one [UNK] token, so without a cap a 100 MB run of letters would be one chunk.
 _MAX_CHARS_PER_TOKEN = 16
+_PREFIX_CHARS_PER_TOKEN = 8  # prefix counted first when only the size class matters
 _HEADED_FORMATS = ("markdown", "rst", "html")  # sections from headings: small ones are joined
 
 
@@ -522,7 +527,7 @@ class Chunker:
         chunks: list[Chunk] = []
         for block in blocks:
             spans, ratio = self._split_span(document.text, block.start, block.end, ratio)
-            for start, end in spans:
+            for start, end, tokens in spans:
                 # Label a chunk with the section it starts in (blocks may join several).
                 section = sections[max(0, bisect.bisect_right(starts, start) - 1)]
                 text = document.text[start:end]
@@ -538,6 +543,7 @@ class Chunker:
                         chunk_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
                         doc_hash=document.doc_hash,
                         title=document.title,
+                        tokens=tokens,
                     )
                 )
         return chunks
@@ -553,7 +559,7 @@ class Chunker:
         budget = self.chunk_size * _FILL
         tokens = 0
         for section in sections:
-            n = self.count_tokens(text[section.start : section.end])
+            n = self._count_beyond(text[section.start : section.end], budget)
             last = merged[-1] if merged else None
             if last is not None and last.page == section.page and tokens + n <= budget:
                 merged[-1] = Section(last.title, last.start, section.end, last.page)
@@ -563,10 +569,27 @@ class Chunker:
                 tokens = n
         return tuple(merged)
 
+    def _count_beyond(self, text: str, limit: float) -> int:
+        """``count_tokens(text)``, or a smaller count that is still above ``limit``.
+
+        Only whether a section fits matters when merging: a long one is told by counting a
+        prefix of whole words, whose tokens are the first of the text's (tokenizers split
+        words at whitespace first), instead of tokenizing all of it.
+        """
+        cut = int(limit) * _PREFIX_CHARS_PER_TOKEN
+        if len(text) > cut:
+            space = _WHITESPACE.search(text[cut::-1])
+            if space is not None:
+                n = self.count_tokens(text[: cut - space.start()])
+                if n > limit:
+                    return n
+        return self.count_tokens(text)
+
     def _split_span(
         self, text: str, start: int, end: int, ratio: float
-    ) -> tuple[list[tuple[int, int]], float]:
-        spans: list[tuple[int, int]] = []
+    ) -> tuple[list[tuple[int, int, int]], float]:
+        """``(start, end, tokens)`` of each chunk of ``text[start:end]``; the ratio learnt."""
+        spans: list[tuple[int, int, int]] = []
         pos = _skip_space(text, start, end)
         while pos < end:
             limit = max(1, min(int(self.chunk_size * _FILL / ratio), self.max_chars))
@@ -582,7 +605,7 @@ class Chunker:
                     break
                 limit = max(1, min(length - 1, int(length * self.chunk_size / n * 0.95)))
                 cut = _find_cut(text, pos, pos + limit)
-            spans.append((pos, chunk_end))
+            spans.append((pos, chunk_end, n))
             if cut >= end:
                 break
             pos = _skip_space(text, self._overlap_start(text, pos, chunk_end, n, cut), end)

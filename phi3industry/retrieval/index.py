@@ -44,11 +44,11 @@ from phi3industry.retrieval.embeddings import Embedder, load_embedder, resolve_b
 from phi3industry.retrieval.rerank import load_reranker
 from phi3industry.retrieval.search import (
     Hit,
-    cap_per_source,
     collapse_duplicates,
     keyword_weight,
     mmr_select,
     rrf_fuse,
+    spread_over_sources,
 )
 from phi3industry.retrieval.sync import (
     VECTOR_KEY,
@@ -414,15 +414,7 @@ class Retriever:
             return []
         query_vector, query_info = self._embed_query(query)
         # More than k: near-identical passages collapse into one hit afterwards.
-        n_dense = min(
-            total,
-            max(
-                k,
-                cfg.fetch_k,
-                cfg.rerank_top_n if reranker else 0,
-                4 * k if cfg.max_per_source is not None else 0,  # the cap drops some
-            ),
-        )
+        n_dense = min(total, max(k, cfg.fetch_k, cfg.rerank_top_n if reranker else 0))
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if mmr else [])
         candidates: dict[str, dict[str, Any]] = {}
         parts = [self._collection]
@@ -461,7 +453,7 @@ class Retriever:
             scores = {**scores, **rerank_scores}
         if cfg.max_per_source is not None:
             sources = {cid: str(candidates[cid]["meta"].get("source", "")) for cid in order}
-            order = cap_per_source(order, sources, cfg.max_per_source)
+            order = spread_over_sources(order, sources, cfg.max_per_source)
         if mmr:
             order = self._mmr(query_vector, order, candidates, k)
         order = order[:k]

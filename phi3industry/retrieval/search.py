@@ -240,22 +240,28 @@ def collapse_duplicates(
     return kept, absorbed
 
 
-def cap_per_source(order: Sequence[str], source_of: Mapping[str, str], cap: int) -> list[str]:
-    """Keep at most ``cap`` ids of each source, in order.
+def spread_over_sources(
+    order: Sequence[str], source_of: Mapping[str, str], per_source: int
+) -> list[str]:
+    """Reorder ids so that no source gives more than ``per_source`` before the others.
+
+    Ids beyond a source's first ``per_source`` keep their order but move behind every other
+    id: they fill a result only when too few other sources were found (a knowledge base of one
+    long manual still gives ``k`` hits).
 
     Example:
         >>> sources = {"a1": "a", "a2": "a", "a3": "a", "b1": "b"}
-        >>> cap_per_source(["a1", "a2", "b1", "a3"], sources, 1)
-        ['a1', 'b1']
+        >>> spread_over_sources(["a1", "a2", "a3", "b1"], sources, 2)
+        ['a1', 'a2', 'b1', 'a3']
     """
     seen: dict[str, int] = {}
-    kept = []
+    first: list[str] = []
+    rest: list[str] = []
     for item in order:
         source = source_of[item]
-        if seen.get(source, 0) < cap:
-            seen[source] = seen.get(source, 0) + 1
-            kept.append(item)
-    return kept
+        seen[source] = seen.get(source, 0) + 1
+        (first if seen[source] <= per_source else rest).append(item)
+    return first + rest
 
 
 def mmr_select(query_vector: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
@@ -290,9 +296,9 @@ __all__ = [
     "KEYWORD_MIN_WEIGHT",
     "NEAR_DUPLICATE_JACCARD",
     "Hit",
-    "cap_per_source",
     "collapse_duplicates",
     "keyword_weight",
     "mmr_select",
     "rrf_fuse",
+    "spread_over_sources",
 ]

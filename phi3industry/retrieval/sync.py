@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import glob
 import hashlib
 import sys
@@ -301,6 +302,8 @@ class Syncer:
         self.client, self.collection, self.copies = client, collection, copies
         self.embedder, self.config = embedder, config
         self.announce = announce or (lambda: None)
+        # Chunks carry their own token counts; many share a section's header.
+        self._count_header = functools.lru_cache(maxsize=4096)(embedder.count_tokens)
 
     def run(self, paths: Sequence[str], delete_missing: bool, show: bool) -> SyncReport:
         """Add new, replace changed and (with ``delete_missing``) drop vanished documents."""
@@ -394,7 +397,7 @@ class Syncer:
             return chunk.text
         header = chunk_header(chunk.title, chunk.section)
         return contextual_text(
-            chunk.text, header, self.embedder.count_tokens, self.embedder.max_tokens
+            chunk.text, header, self._count_header, self.embedder.max_tokens, chunk.tokens
         )
 
     def _stored_embeddings(self, hashes: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
