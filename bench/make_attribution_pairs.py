@@ -205,6 +205,72 @@ PASSAGES: dict[str, tuple[str, tuple[str, str]]] = {
             DJANGO_FAQ / "usage.html", "I can’t stand your template language. Do I have to use it?"
         ),
     ),
+    # Added on 2026-12-07 (second batch, written before any scoring; every third one is
+    # held out by the same rule, so the held-out split grew with it).
+    "dj-save-user": (
+        "django",
+        section(
+            DJANGO_FAQ / "admin.html",
+            "How do I automatically set a field’s value to the user who last edited the object "
+            "in the admin?",
+        ),
+    ),
+    "dj-missing-objects": (
+        "django",
+        section(DJANGO_FAQ / "admin.html", "Some objects aren’t appearing in the admin."),
+    ),
+    "dj-ugly-admin": (
+        "django",
+        section(
+            DJANGO_FAQ / "admin.html",
+            "The dynamically-generated admin site is ugly! How can I change it?",
+        ),
+    ),
+    "dj-why-exist": (
+        "django",
+        section(DJANGO_FAQ / "general.html", "Why does this project exist?"),
+    ),
+    "dj-cite": ("django", section(DJANGO_FAQ / "general.html", "How do I cite Django?")),
+    "dj-no-answer": (
+        "django",
+        section(DJANGO_FAQ / "help.html", "Nobody answered my question! What should I do?"),
+    ),
+    "dj-prereqs": (
+        "django",
+        section(DJANGO_FAQ / "install.html", "What are Django’s prerequisites?"),
+    ),
+    "dj-which-python": (
+        "django",
+        section(DJANGO_FAQ / "install.html", "What Python version should I use with Django?"),
+    ),
+    "dj-raw-sql": (
+        "django",
+        section(DJANGO_FAQ / "models.html", "How can I see the raw SQL queries Django is running?"),
+    ),
+    "dj-update-db": (
+        "django",
+        section(
+            DJANGO_FAQ / "models.html",
+            "If I make changes to a model, how do I update the database?",
+        ),
+    ),
+    "dj-admin-path": (
+        "django",
+        section(DJANGO_FAQ / "troubleshooting.html", "command not found: django-admin"),
+    ),
+    "dj-unicode": (
+        "django",
+        section(
+            DJANGO_FAQ / "troubleshooting.html",
+            "I’m getting a UnicodeDecodeError. What am I doing wrong?",
+        ),
+    ),
+    "dj-context-var": (
+        "django",
+        section(
+            DJANGO_FAQ / "usage.html", "How do I make a variable available to all my templates?"
+        ),
+    ),
 }
 
 # (passage ids, claim, supported, kind)
@@ -752,6 +818,266 @@ CLAIMS: list[tuple[tuple[str, ...], str, bool, str]] = [
     (("e330",), "E-517 means an emergency stop is engaged.", N, "other-passage"),
     (("dock-faults",), "One dock can serve up to four robots.", N, "other-passage"),
     (("modes",), "Hold the power button for 3 seconds to start the robot.", N, "other-passage"),
+    # -- second batch (2026-12-07) ---------------------------------------------------------------
+    (
+        ("dj-save-user",),
+        "Customize the save_model() hook of ModelAdmin to record the user who edited an object.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-save-user",),
+        "The current user can be taken from the request when the admin saves an object.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-save-user",),
+        "ModelAdmin lets you transform an object as it is saved, using details from the request.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-save-user",),
+        "Django stores the last editor of every object automatically, with no code needed.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-save-user",),
+        "Override the delete_model() hook to record who edited the object.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-missing-objects",),
+        "A record whose foreign key points to a nonexistent object is not shown in the admin changelist.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-missing-objects",),
+        "Missing foreign key values can cause inconsistent row counts in the admin.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-missing-objects",),
+        "The admin hides objects that were created by other users.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-missing-objects",),
+        "A foreign key field set to null=True causes the missing rows.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-ugly-admin",),
+        "You can change how the admin looks by editing its CSS stylesheet and image files.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-ugly-admin",),
+        "The admin site is built with semantic HTML and many CSS hooks.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-ugly-admin",),
+        "The admin's appearance cannot be changed without rewriting its Python code.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-why-exist",),
+        "Django was created at World Online, a newspaper Web operation.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-why-exist",),
+        "Adrian Holovaty and Simon Willison switched from PHP to Python in fall 2003.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-why-exist",),
+        "World Online released Django as open source in summer 2005.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-why-exist",), "World Online open-sourced Django in summer 2008.", N, "wrong-number"),
+    (
+        ("dj-why-exist",),
+        "The World Online developers moved from Ruby to Python.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-cite",),
+        "When a publisher name is required, cite the Django Software Foundation.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-cite",), "The publishing location to use is Lawrence, Kansas.", Y, "paraphrase"),
+    (("dj-cite",), "There is no official citation format for Django.", Y, "paraphrase"),
+    (("dj-cite",), "The official citation format for Django is IEEE style.", N, "contradiction"),
+    (("dj-cite",), "Use Chicago, Illinois as the publishing location.", N, "contradiction"),
+    (
+        ("dj-no-answer",),
+        "The people answering on the help channels are volunteers.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-no-answer",),
+        "Try making your question more specific or give a better example.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-no-answer",),
+        "Support questions belong on the django-developers mailing list.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-no-answer",),
+        "Post your question in all three channels at once to get a faster answer.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-prereqs",),
+        "For development you do not need a separate web server or database server.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-prereqs",), "Django follows the WSGI specification, PEP 3333.", Y, "paraphrase"),
+    (("dj-prereqs",), "PostgreSQL is the recommended database for production.", Y, "paraphrase"),
+    (("dj-prereqs",), "Django follows the WSGI specification, PEP 8.", N, "wrong-number"),
+    (
+        ("dj-prereqs",),
+        "Django requires a separate database server even for development.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-which-python",),
+        "The latest version of Python 3 is recommended for Django.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-which-python",),
+        "Newer Python versions are often faster and better supported.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-which-python",),
+        "Third-party Django applications may set their own version requirements.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-which-python",), "Python 2.7 is the recommended version for Django.", N, "wrong-number"),
+    (
+        ("dj-which-python",),
+        "Using an older Python release makes Django lose features.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-raw-sql",),
+        "connection.queries lists the SQL statements Django ran, but only when DEBUG is True.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-raw-sql",),
+        "Each entry of connection.queries has the raw SQL and the time it took in seconds.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-raw-sql",),
+        "Call reset_queries() to clear the list of recorded queries.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-raw-sql",),
+        "connection.queries is available even when DEBUG is False.",
+        N,
+        "contradiction",
+    ),
+    (("dj-raw-sql",), "Call clear_queries() to empty the query list.", N, "contradiction"),
+    (
+        ("dj-update-db",),
+        "Django supports schema migrations for applying model changes to the database.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-update-db",),
+        "manage.py flush resets the database to its state right after migrate.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-update-db",), "manage.py flush keeps all of your existing data.", N, "contradiction"),
+    (
+        ("dj-admin-path",),
+        "If you installed Django with pip, django-admin should be on your path.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-admin-path",),
+        "Activate your virtual environment, or run python -m django instead.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-admin-path",), "Reinstall Python to put django-admin on the path.", N, "contradiction"),
+    (
+        ("dj-unicode",),
+        "A UnicodeDecodeError happens when a bytestring with non-ASCII bytes is decoded with the wrong encoding.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-unicode",),
+        "A default ASCII locale, like the C locale, is a common cause of the error.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-unicode",), "Switch your system to a UTF-8 locale.", Y, "paraphrase"),
+    (
+        ("dj-unicode",),
+        "A UnicodeDecodeError means the database server is down.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-context-var",),
+        "Use a RequestContext to make a variable available to all templates.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-context-var",),
+        "Dynamically generated menus are a common example of something every template needs.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-context-var",),
+        "The recommended way is to add a global dictionary to settings.py.",
+        N,
+        "contradiction",
+    ),
 ]
 
 
