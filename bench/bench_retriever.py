@@ -149,12 +149,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from phi3industry import Retriever, RetrieverConfig
-    from phi3industry.retrieval.documents import (
-        Chunker,
-        chunk_header,
-        contextual_text,
-        load_document,
-    )
+    from phi3industry.retrieval.documents import Chunker, embedded_text, load_document
     from phi3industry.retrieval.embeddings import load_embedder
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -206,11 +201,7 @@ def main() -> None:
     # What ours embeds: each chunk with its title and section line when contextual headers are
     # on (the default).
     our_chunks = [
-        contextual_text(
-            c.text, chunk_header(c.title, c.section), embedder.count_tokens, embedder.max_tokens
-        )
-        if config.contextual_headers
-        else c.text
+        embedded_text(c, config.contextual_headers, embedder.count_tokens, embedder.max_tokens)
         for f in files
         for c in chunker.split(load_document(f))
     ]

@@ -443,6 +443,26 @@ def contextual_text(
     return f"{' '.join(words)}\n\n{text}" if words else text
 
 
+def embedded_text(
+    chunk: Chunk,
+    contextual_headers: bool,
+    count_tokens: Callable[[str], int] | None = None,
+    max_tokens: int | None = None,
+) -> str:
+    """What an index embeds for ``chunk``: its text, after its header when headers are on.
+
+    Args:
+        chunk: From :class:`Chunker`.
+        contextual_headers: ``RetrieverConfig.contextual_headers``.
+        count_tokens: The embedder's token counter (None: no window to fit).
+        max_tokens: The embedder's window in tokens (None: no window to fit).
+    """
+    if not contextual_headers:
+        return chunk.text
+    header = chunk_header(chunk.title, chunk.section)
+    return contextual_text(chunk.text, header, count_tokens, max_tokens, chunk.tokens)
+
+
 # Preferred cut points, best first; a chunk ends just after one.
 _SEPARATORS = ("\n\n", "\n", ". ", "? ", "! ", "; ", " ")
 _WHITESPACE = re.compile(r"\s")

@@ -44,9 +44,8 @@ from phi3industry.retrieval.config import RetrieverConfig
 from phi3industry.retrieval.documents import (
     Chunk,
     Chunker,
-    chunk_header,
-    contextual_text,
     discover_files,
+    embedded_text,
     file_hash,
     load_document,
 )
@@ -391,15 +390,6 @@ class Syncer:
             bar.update(len(group))
         bar.close()
 
-    def _embedded_text(self, chunk: Chunk) -> str:
-        """What is embedded for ``chunk``: its text, after its header when that is on."""
-        if not self.config.contextual_headers:
-            return chunk.text
-        header = chunk_header(chunk.title, chunk.section)
-        return contextual_text(
-            chunk.text, header, self._count_header, self.embedder.max_tokens, chunk.tokens
-        )
-
     def _stored_embeddings(self, hashes: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Vectors already searched for these text hashes, and the id of the row holding each."""
         found: dict[str, np.ndarray] = {}
@@ -421,9 +411,14 @@ class Syncer:
     def _write_group(
         self, group: list[tuple[str, list[Chunk]]], scan: IndexScan, report: SyncReport
     ) -> None:
-        embedded_text = {c: self._embedded_text(c) for _, chunks in group for c in chunks}
-        key = {c: hashlib.sha256(t.encode("utf-8")).hexdigest() for c, t in embedded_text.items()}
-        unique = {key[c]: embedded_text[c] for c in embedded_text}
+        headers, window = self.config.contextual_headers, self.embedder.max_tokens
+        texts = {
+            c: embedded_text(c, headers, self._count_header, window)
+            for _, chunks in group
+            for c in chunks
+        }
+        key = {c: hashlib.sha256(t.encode("utf-8")).hexdigest() for c, t in texts.items()}
+        unique = {key[c]: texts[c] for c in texts}
         vectors, owners = self._stored_embeddings(list(unique))
         missing = [h for h in unique if h not in vectors]
         if missing:
