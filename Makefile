@@ -35,6 +35,7 @@ typecheck: setup
 
 pytest: setup
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q --doctest-modules phi3industry  # the docstrings' examples
 
 test: lint typecheck pytest
 

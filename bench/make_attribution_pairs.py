@@ -271,6 +271,46 @@ PASSAGES: dict[str, tuple[str, tuple[str, str]]] = {
             DJANGO_FAQ / "usage.html", "How do I make a variable available to all my templates?"
         ),
     ),
+    # Added on 2026-12-07, evening (third batch, written before any scoring; every third
+    # one is held out by the same rule). The whole batch was also scored with weights fitted
+    # on the first two batches only: an estimate on claims nobody had looked at.
+    "e810": ("sample-kb", row("E-810")),
+    "e811": ("sample-kb", row("E-811")),
+    "e331": ("sample-kb", row("E-331")),
+    "e405": ("sample-kb", row("E-405")),
+    "e205": ("sample-kb", row("E-205")),
+    "safety-estops": (
+        "sample-kb",
+        section(KB / "policies/safety-policy.html", "2. Emergency stops"),
+    ),
+    "battery-work": ("sample-kb", section(KB / "policies/safety-policy.html", "3.1 Battery work")),
+    "refunds": ("sample-kb", section(KB / "policies/returns-policy.md", "Refunds")),
+    "rma": ("sample-kb", section(KB / "policies/returns-policy.md", "Requesting an RMA")),
+    "daily-checks": ("sample-kb", section(KB / "manuals/ar7-operator-manual.md", "Daily checks")),
+    "shutdown": ("sample-kb", section(KB / "manuals/ar7-operator-manual.md", "Shutting down")),
+    "requirements": ("sample-kb", section(KB / "release-notes/runneros-4.2.md", "Requirements")),
+    "dj-remind": (
+        "django",
+        section(
+            DJANGO_FAQ / "contributing.html",
+            "When and how might I remind the team of a patch I care about?",
+        ),
+    ),
+    "dj-limit-admin": (
+        "django",
+        section(
+            DJANGO_FAQ / "admin.html",
+            "How do I limit admin access so that objects can only be edited by the users who "
+            "created them?",
+        ),
+    ),
+    "dj-customize-admin": (
+        "django",
+        section(
+            DJANGO_FAQ / "admin.html",
+            "How can I customize the functionality of the admin interface?",
+        ),
+    ),
 }
 
 # (passage ids, claim, supported, kind)
@@ -1078,15 +1118,261 @@ CLAIMS: list[tuple[tuple[str, ...], str, bool, str]] = [
         N,
         "contradiction",
     ),
+    # -- third batch (2026-12-07, evening) ----------------------------------------------
+    (("e810",), "E-810 means the payload is above 450 kg.", Y, "exact"),
+    (("e810",), "For E-810, remove load until the total is at most 450 kg.", Y, "paraphrase"),
+    (("e810",), "E-810 is raised when the payload exceeds 500 kg.", N, "wrong-number"),
+    (("e810",), "E-810 means the load's center of gravity is out of limits.", N, "wrong-row"),
+    (
+        ("e810", "e811"),
+        "E-810 means the load's center of gravity is out of limits.",
+        N,
+        "wrong-row",
+    ),
+    (("e810",), "E-810 is a critical error.", N, "contradiction"),
+    (("e811",), "E-811 means the load's center of gravity is out of limits.", Y, "exact"),
+    (
+        ("e811",),
+        "To clear E-811, re-stack the load so its center of gravity is no more than 600 mm above the deck.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("e811",),
+        "To clear E-811, re-stack the load so that it overhangs by at most 100 mm.",
+        N,
+        "wrong-number",
+    ),
+    (
+        ("e810", "e811"),
+        "To clear E-811, remove load until the total is at most 450 kg.",
+        N,
+        "wrong-row",
+    ),
+    (("e810", "e811"), "E-811 is a warning about the load's center of gravity.", Y, "paraphrase"),
+    (("e331",), "E-331 means the battery is above 55 °C.", Y, "paraphrase"),
+    (
+        ("e331",),
+        "After an E-331, keep people away from the robot and contact support at once.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("e331",),
+        "After an E-331, dock the robot so that the battery can cool down.",
+        N,
+        "contradiction",
+    ),
+    (("e331",), "E-331 is a battery cell voltage imbalance above 50 mV.", N, "wrong-row"),
+    (("e405",), "E-405 means no charging current is detected.", Y, "exact"),
+    (
+        ("e405",),
+        "For E-405, check the dock status LED, and if it blinks amber read the dock fault code in FleetOS.",
+        Y,
+        "paraphrase",
+    ),
+    (("e405",), "E-405 is a warning from the drive subsystem.", N, "contradiction"),
+    (("e405",), "The dock fault codes run from D-01 to D-08.", N, "wrong-number"),
+    (("e205",), "E-205 means wheel slip was detected.", Y, "exact"),
+    (
+        ("e205",),
+        "When E-205 appears, check the floor for spills or dust and look at the wheel treads for wear.",
+        Y,
+        "paraphrase",
+    ),
+    (("e205",), "E-205 means the drive motor is over temperature.", N, "wrong-row"),
+    (("e205",), "Firmware updates must be installed while the robot is docked.", N, "other-topic"),
+    (
+        ("safety-estops",),
+        "Each robot has an e-stop button on each side and one on the operator pendant.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("safety-estops",),
+        "E-stops are tested once a week and the test is recorded in the FleetOS maintenance log.",
+        Y,
+        "paraphrase",
+    ),
+    (("safety-estops",), "E-stops are tested once a month.", N, "wrong-number"),
+    (
+        ("safety-estops",),
+        "A robot whose e-stop test fails may finish its shift before it is taken out of service.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("battery-work",),
+        "Only Level 2 certified technicians may replace the battery pack NW-SP-3300.",
+        Y,
+        "paraphrase",
+    ),
+    (("battery-work",), "Any operator may open the battery compartment.", N, "contradiction"),
+    (
+        ("battery-work",),
+        "A swollen battery goes to the outdoor quarantine area and is reported to Northwind support on the same day.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("battery-work",),
+        "Only Level 3 certified technicians may open the battery compartment.",
+        N,
+        "wrong-number",
+    ),
+    (
+        ("refunds",),
+        "Refunds go to the original payment method within 10 business days after the goods pass inspection.",
+        Y,
+        "paraphrase",
+    ),
+    (("refunds",), "Refunds are issued within 30 business days.", N, "wrong-number"),
+    (("refunds",), "Returned goods are inspected at the Tacoma service center.", Y, "paraphrase"),
+    (("refunds",), "Refunds are paid as store credit.", N, "contradiction"),
+    (("refunds",), "The AR7 carries up to 450 kg.", N, "other-topic"),
+    (("rma",), "Every return needs an RMA number.", Y, "paraphrase"),
+    (("rma",), "An RMA stays valid for 30 days.", Y, "paraphrase"),
+    (("rma",), "An RMA is valid for 90 days.", N, "wrong-number"),
+    (("rma",), "Packages without an RMA number on the outside are refused.", Y, "paraphrase"),
+    (("rma",), "Goods without an RMA are accepted but processed more slowly.", N, "contradiction"),
+    (
+        ("daily-checks",),
+        "Wipe both lidar windows with a dry, lint-free cloth before the first shift.",
+        Y,
+        "paraphrase",
+    ),
+    (("daily-checks",), "The replacement bumper strip is part NW-SP-1105.", Y, "paraphrase"),
+    (("daily-checks",), "The replacement bumper strip is part NW-SP-1150.", N, "wrong-number"),
+    (
+        ("daily-checks",),
+        "Wipe the lidar windows with isopropyl alcohol every day.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("daily-checks", "safety-estops"),
+        "Both e-stop buttons are tested once a week, and a robot that fails the test is taken out of service.",
+        Y,
+        "merged",
+    ),
+    (
+        ("shutdown",),
+        "Hold the power button for 5 seconds, then turn the key switch to OFF.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("shutdown",),
+        "Turning the key switch off while the robot moves engages the brakes at once, and the load may shift.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("shutdown",),
+        "Hold the power button for 10 seconds to shut the robot down.",
+        N,
+        "wrong-number",
+    ),
+    (
+        ("shutdown",),
+        "The key switch can be turned off safely while the robot is moving.",
+        N,
+        "contradiction",
+    ),
+    (("requirements",), "RunnerOS 4.2 needs FleetOS 3.5 or later.", Y, "paraphrase"),
+    (
+        ("requirements",),
+        "The update takes about 12 minutes and needs at least 40 % battery.",
+        Y,
+        "paraphrase",
+    ),
+    (("requirements",), "FleetOS 3.4 can manage robots on RunnerOS 4.2.", N, "contradiction"),
+    (("requirements",), "Update the robot with at least 20 % battery.", N, "wrong-number"),
+    (
+        ("dj-remind",),
+        "A polite, well-timed message to the mailing list is one way to get attention for a patch.",
+        Y,
+        "exact",
+    ),
+    (
+        ("dj-remind",),
+        "Posting right before a release deadline is unlikely to get you the attention you need.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-remind",),
+        "Emailing core developers personally is the best way to get a patch reviewed.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-remind",),
+        "Grouping several related tickets together can help a patch get traction.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-limit-admin",),
+        "get_queryset() and has_change_permission() control which objects a user can see and edit in the admin.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-limit-admin",),
+        "The admin has no hooks for controlling who can edit an object.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-limit-admin",),
+        "The ModelAdmin class provides customization hooks for the visibility and editability of objects.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-customize-admin",),
+        "You can attach JavaScript modules to the admin's add/change forms through the js parameter.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-customize-admin",),
+        "You can write custom admin views that hook into the authentication system.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-customize-admin",),
+        "The admin cannot be extended with custom views.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-customize-admin",),
+        "The js parameter is a dictionary of script names.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-customize-admin", "dj-limit-admin"),
+        "Custom admin views can check permissions, and has_change_permission() controls whether an object can be edited.",
+        Y,
+        "merged",
+    ),
 ]
 
 
 def main() -> None:
     order = list(PASSAGES)
     heldout = {pid for i, pid in enumerate(order) if i % 3 == 2}
+    # Which batch of passages a pair belongs to (its latest passage's): the figures are also
+    # given per batch, the third one having been scored before any change it could inform.
+    firsts = [order.index(pid) for pid in ("dj-save-user", "e810")]
     rows = []
     for ids, claim, supported, kind in CLAIMS:
         split = "heldout" if any(pid in heldout for pid in ids) else "train"
+        batch = 1 + sum(max(order.index(pid) for pid in ids) >= first for first in firsts)
         rows.append(
             {
                 "claim": claim,
@@ -1097,6 +1383,7 @@ def main() -> None:
                 "kind": kind,
                 "corpus": PASSAGES[ids[0]][0],
                 "split": split,
+                "batch": batch,
             }
         )
     OUT.parent.mkdir(parents=True, exist_ok=True)

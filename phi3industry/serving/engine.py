@@ -10,7 +10,8 @@ the whole process group when done.
 Example:
     >>> from phi3industry.serving.engine import VLLMEngine
     >>> from phi3industry.serving.config import VLLMConfig
-    >>> engine = VLLMEngine("smollm2-135m-instruct", ["kb=out/adapter"], VLLMConfig())
+    >>> config = VLLMConfig()
+    >>> engine = VLLMEngine("smollm2-135m-instruct", ["kb=out/adapter"], config)  # doctest: +SKIP
     >>> with engine:  # doctest: +SKIP
     ...     print(engine.url)  # http://127.0.0.1:PORT/v1, serving 'smollm2-135m-instruct', 'kb'
 """
