@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import queue
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,6 +175,47 @@ def test_onnx_int8_agrees_with_torch(embedder: Embedder, monkeypatch) -> None:
     alone = np.stack([again.embed_query(t) for t in TEXTS])
     assert np.min(np.sum(alone * vectors, axis=1)) > 0.98
     assert np.min(np.sum(alone * reference, axis=1)) > 0.98
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs phi3industry[onnx]")
+def test_onnx_bulk_embedding_runs_batches_side_by_side(monkeypatch) -> None:
+    quantized = load_embedder(backend="onnx-int8")
+    texts = [f"{t} Section {i}: " + "torque the bolts " * (i % 7) for i, t in enumerate(TEXTS * 8)]
+    monkeypatch.setattr(quantized, "_workers", 1)
+    one_at_a_time = quantized.embed_documents(texts, batch_size=4)
+    threads: set[str] = set()
+    opened: list[Any] = []
+    real_open = quantized._open
+
+    class Watched:
+        def __init__(self, session: Any) -> None:
+            self.session = session
+
+        def run(self, *args: Any) -> Any:
+            threads.add(threading.current_thread().name)
+            time.sleep(0.01)  # long enough for the second worker to take a batch
+            return self.session.run(*args)
+
+    def watched_open(*args: Any) -> Watched:
+        opened.append(Watched(real_open(*args)))
+        return opened[-1]
+
+    monkeypatch.setattr(quantized, "_workers", 2)
+    monkeypatch.setattr(quantized, "_idle", queue.SimpleQueue())
+    monkeypatch.setattr(quantized, "_open", watched_open)
+    side_by_side = quantized.embed_documents(texts, batch_size=4, progress=True)
+    # Two batches at a time, each on a session of its own, kept for the next call.
+    assert len(threads) == 2 and all(name.startswith("embed") for name in threads)
+    assert len(opened) == 2
+    quantized.embed_documents(texts, batch_size=4)
+    assert len(opened) == 2
+    # The same batches, so the same vectors (int8 activations are scaled per batch).
+    np.testing.assert_allclose(side_by_side, one_at_a_time, atol=1e-5)
+    assert side_by_side.shape == (len(texts), 384)
+    # One batch (a query, a short list) runs on the all-cores session, in the caller's thread.
+    few = quantized.embed_documents(texts[:3])
+    assert np.min(np.sum(few * one_at_a_time[:3], axis=1)) > 0.98  # other batch-mates
+    assert len(opened) == 2
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs phi3industry[onnx]")
