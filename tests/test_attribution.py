@@ -196,6 +196,20 @@ def _answer(pipe: Pipeline, question: str, text: str, **overrides: Any) -> Any:
     return pipe.finish(state, Generation(text, "stop", 10, 5))
 
 
+def test_the_unfinished_sentence_of_a_cut_answer_is_not_a_claim(pipe: Pipeline) -> None:
+    state = pipe._prompt_chain.invoke({"question": "What does E-214 mean?", "strategy": "rag"})
+    text = "E-214 means the drive motor is over temperature. The error code"
+    cut = pipe.finish(state, Generation(text, "length", 10, 5))
+    assert [c.text for c in cut.claims] == ["E-214 means the drive motor is over temperature."]
+    assert cut.claims[0].supported and cut.grounded == 1.0
+    assert "The error code [" not in cut.cited_text()
+    # A finished answer keeps every sentence; so does a cut one whose last sentence ended.
+    whole = pipe.finish(state, Generation(text, "stop", 10, 5))
+    assert [c.text for c in whole.claims][-1] == "The error code"
+    ended = pipe.finish(state, Generation(text + " is E-214.", "length", 10, 5))
+    assert len(ended.claims) == 2
+
+
 def test_a_claim_in_the_sources_is_cited_with_its_quote(pipe: Pipeline) -> None:
     answer = _answer(
         pipe,

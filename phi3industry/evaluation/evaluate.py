@@ -159,7 +159,11 @@ def score_answer(
     ranked = [_hit_key(h) for h in answer.sources] if uses_sources else None
     gold_support = None
     if gold_passages and attributor is not None and answered:
-        gold_support = grounded_share(attributor.attribute(answer.text, gold_passages))
+        gold_support = grounded_share(
+            attributor.attribute(
+                answer.text, gold_passages, unfinished=answer.finish_reason == "length"
+            )
+        )
     judged = judge.score(item.question, item.answers, final) if judge is not None else None
     scores: dict[str, float | None] = {
         "exact_match": exact_match(final, item.answers),

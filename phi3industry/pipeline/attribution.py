@@ -63,6 +63,8 @@ _CLAUSE = re.compile(r";\s+|,\s+(?:and|but|while|whereas)\s+|\s+(?:but|whereas)\
 _BINDING = re.compile(r"[;,]\s+|\s+(?:and|or|but|whereas|while)\s+")
 # A section's number ("3.1 Battery work") orders a document; it is not a fact of the section.
 _HEADING_NUMBER = re.compile(r"(?:^|(?<=>)|(?<=\|))\s*\d+(?:\.\d+)*\.?(?=\s)")
+# A text whose last sentence is finished: . ! ? (closing marks and [n] markers after it).
+_ENDED = re.compile(r"[.!?][\"')\]]*(?:\s*\[\d+\])*\s*$")
 _LABEL = re.compile(r"\s*(?:(?:final\s+)?answer\s*:|[-*\u2022]|\d+[.)])\s+", re.I)
 _MAX_PARAGRAPH = 600  # a paragraph up to this long is also a span (a table row, a short note)
 _MIN_SHARE = 0.25  # each span of a two-source support holds this share of the claim's words
@@ -537,17 +539,24 @@ class Attributor:
             round(relevance(best), 4),
         )
 
-    def attribute(self, text: str, sources: Sequence[Hit]) -> list[Claim]:
+    def attribute(
+        self, text: str, sources: Sequence[Hit], *, unfinished: bool = False
+    ) -> list[Claim]:
         """Split ``text`` into claims and find each one's support among ``sources``.
 
         Args:
             text: The answer.
             sources: What the model was shown; ``[n]`` is ``sources[n - 1]``.
+            unfinished: The text was cut (the model reached its token limit). Its last
+                sentence, when it does not end like one, is not a claim: "The error code"
+                asserts nothing yet, and a quote under it would mislead.
 
         Returns:
             The claims in order, with their quotes (offsets in the source documents).
         """
         bounds = split_claims(text)
+        if unfinished and bounds and not _ENDED.search(text, bounds[-1][0]):
+            bounds = bounds[:-1]
         if not bounds:
             return []
         spans = self._spans([(n, hit.text, context(hit)) for n, hit in enumerate(sources, 1)])

@@ -615,7 +615,7 @@ class Pipeline(Runnable[Any, Answer]):
         if gen is not None and state.sources and attributes:
             assert self.attributor is not None
             t0 = time.perf_counter()
-            claims = self.attributor.attribute(text, state.sources)
+            claims = self.attributor.attribute(text, state.sources, unfinished=reason == "length")
             grounded = grounded_share(claims)
             timings["attribute"] = time.perf_counter() - t0
             low = self.config.min_support
