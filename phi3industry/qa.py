@@ -264,6 +264,7 @@ def content_words(text: str) -> list[str]:
 
 _CODE = re.compile(r"(?<![\w-])[A-Za-z]{1,5}(?:-[A-Za-z]{1,5})*-?\d+[A-Za-z0-9]*(?![\w])")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CODE_KIND = re.compile(r"[a-z]+(?:-[a-z]+)*-?")  # the letters that open a (lower-cased) code
 # A setting or argument with its value names one exact choice: null=True is not null=False.
 _ASSIGNMENT = re.compile(r"(?<![\w-])[A-Za-z_]\w*=[\w-]+(?:\.[\w-]+)*")
 # Identifiers name one thing exactly: snake_case, CamelCase and ALL-CAPS words of 3+ letters.
@@ -303,8 +304,7 @@ def code_kind(term: str) -> str | None:
     Codes of one kind name rows of one table: E-810 and E-811 are two errors, NW-SP-5120 is
     a part.
     """
-    match = _CODE.fullmatch(term)
-    return re.match(r"[a-z]+(?:-[a-z]+)*-?", term).group() if match else None  # type: ignore[union-attr]
+    return _CODE_KIND.match(term).group() if _CODE.fullmatch(term) else None  # type: ignore[union-attr]
 
 
 def answer_list(answers: str | Sequence[str]) -> list[str]:

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -310,10 +311,12 @@ def crossed(keys: set[str], text: str) -> bool:
     """
     codes = {k for k in keys if code_kind(k)}
     figures = keys - codes
-    kinds = {code_kind(c) for c in codes}
-    if not codes or not figures or not any(code_kind(k) in kinds for k in key_terms(text) - codes):
+    if not codes or not figures:
         return False
-    clauses = [key_terms(c) for c in _BINDING.split(text)]
+    kinds = {code_kind(c) for c in codes}
+    found, clauses = _clause_keys(text)
+    if not any(code_kind(k) in kinds for k in found - codes):
+        return False
     for figure in figures:
         holding = [c for c in clauses if figure in c]
         if holding and all(
@@ -321,6 +324,15 @@ def crossed(keys: set[str], text: str) -> bool:
         ):
             return True
     return False
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _clause_keys(text: str) -> tuple[frozenset[str], tuple[frozenset[str], ...]]:
+    """The key terms of ``text``, and of each of its clauses.
+
+    Cached: the same spans come back for every claim of every answer.
+    """
+    return frozenset(key_terms(text)), tuple(frozenset(key_terms(c)) for c in _BINDING.split(text))
 
 
 @dataclass
@@ -447,7 +459,7 @@ class Attributor:
         found_words: set[str] = set().union(*(s.words for s in spans))
         found_keys: set[str] = set().union(*(s.keys for s in spans))
         recall = _recall(claim.words, found_words)
-        missing = claim.keys - found_keys or any(crossed(claim.keys, s.text) for s in spans)
+        missing = bool(claim.keys - found_keys) or any(crossed(claim.keys, s.text) for s in spans)
         mismatch = 1.0 if claim.negated != any(s.negated for s in spans) else 0.0
         lacking = min(3, round((1.0 - recall) * len(claim.words))) / 3
         return cosine, recall, 1.0 if missing else 0.0, mismatch, lacking

@@ -424,25 +424,18 @@ class OnnxEmbedder(Embedder):
             else:
                 out[idx] = self._session.run(None, feeds)[0]
 
-        bar = None
+        pool = ThreadPoolExecutor(self._workers, thread_name_prefix="embed") if bulk else None
+        done: Iterator[None] = pool.map(run, batches) if pool is not None else map(run, batches)
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(batches), desc="Embedding", unit="batch")
+            done = tqdm(done, total=len(batches), desc="Embedding", unit="batch")
         try:
-            if bulk:
-                with ThreadPoolExecutor(self._workers, thread_name_prefix="embed") as pool:
-                    for _ in pool.map(run, batches):
-                        if bar is not None:
-                            bar.update(1)
-            else:
-                for idx in batches:
-                    run(idx)
-                    if bar is not None:
-                        bar.update(1)
+            for _ in done:
+                pass
         finally:
-            if bar is not None:
-                bar.close()
+            if pool is not None:
+                pool.shutdown()
         return _normalise(out)
 
     def count_tokens(self, text: str) -> int:
