@@ -8,7 +8,7 @@ which depends on the weights, so fitting alternates with re-selecting (a few rou
 threshold is then chosen for F1 on the train split. Prints the weights to paste into
 ``CALIBRATED``, and precision/recall/F1 on train and held-out, overall and per kind of pair.
 
-Usage: ``python bench/calibrate_attribution.py [--backend onnx-int8]``
+Usage: ``python bench/calibrate_attribution.py [--backend onnx-int8] [--batches 1,2,3,4|all]``
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from phi3industry.pipeline.attribution import CALIBRATED, FEATURES, Attributor, Weights
+from phi3industry.pipeline.attribution import (
+    CALIBRATED,
+    CALIBRATION_BATCHES,
+    FEATURES,
+    Attributor,
+    Weights,
+)
 from phi3industry.retrieval.embeddings import load_embedder
 
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "data" / "attribution_pairs.jsonl"
@@ -87,9 +93,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", default="onnx-int8", help="the index embedder's backend")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--batches",
+        default=",".join(map(str, CALIBRATION_BATCHES)),
+        help="the batches of pairs to fit and check on, comma-separated, or 'all' "
+        "(default: CALIBRATION_BATCHES; set it to what the pasted weights were fitted on)",
+    )
     args = parser.parse_args()
     embedder = load_embedder(backend=args.backend)
     rows = load_pairs()
+    if args.batches != "all":
+        batches = {int(b) for b in args.batches.split(",")}
+        later = [r for r in rows if r["batch"] not in batches]
+        rows = [r for r in rows if r["batch"] in batches]
+    else:
+        later = []
     train = [r for r in rows if r["split"] == "train"]
     heldout = [r for r in rows if r["split"] == "heldout"]
     y = np.asarray([r["supported"] for r in train], dtype=np.float64)
@@ -106,7 +124,9 @@ def main() -> None:
     fields = dict(zip(("bias", *FEATURES), [float(round(v, 3)) for v in w], strict=True))
     attributor.weights = Weights(**fields, threshold=float(round(best, 3)))
     print(f"CALIBRATED = {attributor.weights!r}\n")
-    for name, part in (("train", train), ("heldout", heldout)):
+    for name, part in (("train", train), ("heldout", heldout), ("later batches, all", later)):
+        if not part:
+            continue
         result = evaluate(attributor, part)
         print(
             f"{name}: n={result['n']} precision={result['precision']:.3f} "

@@ -21,9 +21,15 @@ from phi3industry.errors import ConfigError
 from phi3industry.generation import Generation, GenerationChunk
 from phi3industry.pipeline.attribution import (
     CALIBRATED,
+    CALIBRATION_BATCHES,
     Attributor,
     crossed,
+    names,
+    negated,
+    negations,
+    other_unit,
     passage_spans,
+    quantities,
     split_claims,
 )
 from phi3industry.pipeline.config import resolve_answer_mode
@@ -143,6 +149,107 @@ def test_a_section_number_is_not_a_fact_of_the_section(attributor: Attributor) -
     assert attributor.score(same, [passage], [context]) >= CALIBRATED.threshold
 
 
+def _supports_only(attributor: Attributor, passages: list[str], right: str, wrong: str) -> None:
+    """``passages`` support the ``right`` claim and not the ``wrong`` one."""
+    assert attributor.score(right, passages) >= CALIBRATED.threshold
+    assert attributor.score(wrong, passages) < CALIBRATED.threshold
+
+
+ROW_E340 = (
+    "code: E-340\nsubsystem: Battery\nseverity: Info\nmessage: Battery below 15 %\n"
+    "operator_action: No action needed: the robot drives to the nearest free dock by itself."
+)
+
+
+def test_a_bound_is_not_a_negation_and_a_negation_reaches_its_clause_only(
+    attributor: Attributor,
+) -> None:
+    assert not negated("The breaker is no more than 2 m away.")
+    assert negated("The breaker is not on this circuit.")
+    # "No action needed" denies the action, not what the robot does after the colon
+    assert negations("No action needed: the robot drives to the nearest free dock.") == (
+        frozenset({"action", "need"}),
+    )
+    # the row's "No action needed" does not make it deny the message two lines above
+    assert attributor.score("E-340 means the battery is below 15 %.", [ROW_E340]) >= (
+        CALIBRATED.threshold
+    )
+    assert (
+        attributor.score(
+            "The dock needs its own 16 A circuit, with the breaker no more than 2 m away.",
+            ["- A dedicated 16 A circuit with its own breaker, within 2 m of the dock."],
+        )
+        >= CALIBRATED.threshold
+    )
+    # a negation about the claim's subject still counts against it
+    claim = "Quiet mode switches the status ring off."
+    denied = "Quiet mode mutes the beeper; the status ring is not switched off."
+    said = "Quiet mode mutes the beeper; the status ring is switched off."
+    assert attributor.score(claim, [denied]) < attributor.score(claim, [said]) - 0.2
+
+
+def test_a_figure_with_another_unit_is_not_support(attributor: Attributor) -> None:
+    assert quantities("A 4-hour course, renewed every 12 months; 24/7 support.") == {
+        ("4", "h"),
+        ("12", "month"),
+    }
+    assert other_unit(frozenset({("12", "h")}), {("12", "month")})
+    assert not other_unit(frozenset({("12", "h")}), {("12", "h"), ("12", "month")})
+    assert not other_unit(frozenset({("24", "h")}), set())  # a bare figure does not conflict
+    _supports_only(
+        attributor,
+        ["The Northwind Safe Operator certificate must be renewed every 12 months."],
+        right="The Safe Operator certificate is renewed every 12 months.",
+        wrong="The Safe Operator certificate is renewed every 12 hours.",
+    )
+
+
+def test_a_name_the_source_does_not_hold_is_not_support(attributor: Attributor) -> None:
+    assert names("Parts ship from Seattle, said Northwind.") == {"seattl", "northwind"}
+    assert names("Seattle ships parts.") == set()  # the first word of a sentence is no name
+    _supports_only(
+        attributor,
+        ["Stocked spare parts ship from Tacoma within 2 business days."],
+        right="Spare parts ship from Tacoma within 2 business days.",
+        wrong="Spare parts ship from Seattle within 2 business days.",
+    )
+
+
+def test_two_sources_do_not_lend_a_code_another_rows_words(attributor: Attributor) -> None:
+    e230 = (
+        "code: E-230\nsubsystem: Drive\nseverity: Critical\nmessage: Brake release failure\n"
+        "operator_action: Apply lockout/tagout and call a Level 2 certified technician."
+    )
+    e214 = (
+        "code: E-214\nsubsystem: Drive\nseverity: Warning\n"
+        "message: Drive motor over-temperature\n"
+        "operator_action: Let the robot cool for 15 minutes before resuming."
+    )
+    _supports_only(
+        attributor,
+        [e230, e214],
+        right="E-214 means the drive motor is over temperature.",
+        wrong="E-230 means the drive motor is over temperature.",
+    )
+    # two sources that together hold a claim still support it when neither is another row's
+    merged = "E-230 calls for a Level 2 technician, and the AR7's rear panel has a key switch."
+    panel = "The AR7 has a key switch and a power button on the rear panel."
+    assert attributor.score(merged, [e230, panel]) >= CALIBRATED.threshold
+
+
+def test_a_table_rows_columns_are_named_by_its_header(attributor: Attributor) -> None:
+    table = (
+        "| Product | Part number | What it does |\n|---|---|---|\n"
+        "| AR7 robot | NW-AR7-0450 | Autonomous mobile robot |\n"
+        "| CD-2 charging dock | NW-CD2-1000 | Automatic contact charging |"
+    )
+    claim = "The AR7's part number is NW-AR7-0450."
+    assert attributor.score(claim, [table]) >= CALIBRATED.threshold
+    # the header names the columns; it does not move a row's values to another row
+    wrong = "The AR7's part number is NW-CD2-1000."
+    assert attributor.score(wrong, [table]) < CALIBRATED.threshold
+
+
 # -- the labelled pairs ---------------------------------------------------------------------------
 
 
@@ -163,6 +270,25 @@ def test_the_labelled_pairs_cover_the_hard_cases() -> None:
     assert held_ids and not held_ids & train_ids
 
 
+def test_a_sentence_quoted_from_its_source_is_supported_by_it(attributor: Attributor) -> None:
+    """Every rule that can refuse support (names, units, other rows, negations) lets the
+    source's own words through: each sentence of every labelled passage, as a claim."""
+    passages = {t: c for p in _pairs() for t, c in zip(p["passages"], p["contexts"], strict=True)}
+    claims = [
+        (text[a:b], text, context)
+        for text, context in passages.items()
+        for a, b in split_claims(text)
+        if len(content_words(text[a:b])) >= 2  # "D-04" alone is a label, not a claim
+    ]
+    assert len(claims) > 500
+    refused = [
+        claim
+        for claim, text, context in claims
+        if attributor.score(claim, [text], [context]) < CALIBRATED.threshold
+    ]
+    assert not refused, refused
+
+
 def test_calibrated_attribution_on_held_out_pairs(attributor: Attributor) -> None:
     heldout = [p for p in _pairs() if p["split"] == "heldout"]
     assert heldout
@@ -172,12 +298,28 @@ def test_calibrated_attribution_on_held_out_pairs(attributor: Attributor) -> Non
     tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
     precision, recall = tp / sum(predicted), tp / sum(truth)
     f1 = 2 * precision * recall / (precision + recall)
-    # 0.904 on the 95 held-out pairs with the shipped weights (docs/grounding.md); the third
-    # batch, scored before the last changes to the signals, gave 0.83-0.86: the misses are
-    # contradictions that repeat the passage's words and paraphrases with other words.
+    # 0.916 on the 143 held-out pairs with the shipped weights (docs/grounding.md); the
+    # misses are contradictions that repeat the passage's words.
     assert f1 >= 0.88, (precision, recall, f1)
     wrong_row = [s for s, p in zip(scores, heldout, strict=True) if p["kind"] == "wrong-row"]
     assert wrong_row and all(s < CALIBRATED.threshold for s in wrong_row)
+
+
+def test_calibrated_attribution_on_the_batches_written_after_the_fit(
+    attributor: Attributor,
+) -> None:
+    """The pairs of batches the shipped weights were not fitted on, train and held-out."""
+    later = [p for p in _pairs() if p["batch"] not in CALIBRATION_BATCHES]
+    assert len(later) >= 50
+    predicted = [
+        attributor.score(p["claim"], p["passages"], p["contexts"]) >= CALIBRATED.threshold
+        for p in later
+    ]
+    truth = [p["supported"] for p in later]
+    tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
+    precision, recall = tp / sum(predicted), tp / sum(truth)
+    # 0.912 when batch 5 was first scored, 0.931 since its table rows carry their header
+    assert 2 * precision * recall / (precision + recall) >= 0.88, (precision, recall)
 
 
 # -- in answers ---------------------------------------------------------------------------------
