@@ -60,6 +60,8 @@ def test_config_roundtrip_yaml(tmp_path: Path) -> None:
         ({"path": "a", "chunk_overlap": -1}, "chunk_overlap must be"),
         ({"path": "a", "k": 0}, "k must be a positive"),
         ({"path": "a", "fetch_k": 0}, "fetch_k must be"),
+        ({"path": "a", "ef_search": 0}, "ef_search must be a positive integer"),
+        ({"path": "a", "ef_search": "wide"}, "ef_search must be a positive integer"),
         ({"path": "a", "mmr_lambda": 1.5}, "mmr_lambda must be"),
         ({"path": "a", "embedding_backend": "tf"}, "embedding_backend must be"),
         ({"path": "a", "max_file_bytes": 0}, "max_file_bytes must be"),

@@ -203,6 +203,43 @@ def test_open_reuses_settings_and_rejects_another_embedder(
         Retriever.open(tmp_path / "nowhere")
 
 
+def test_vector_search_is_broad_enough_to_be_exact_and_repeatable(
+    tmp_path: Path, corpus: Path
+) -> None:
+    """Chroma's default ef_search (100) misses neighbours and its graph is rebuilt on each
+    load, so a query could get other hits after a restart; the index searches wider."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "idx"
+    built = Retriever(RetrieverConfig(path=str(path), progress=False))
+    built.sync([corpus])
+    assert built._collection.configuration_json["hnsw"]["ef_search"] == 400
+    # a Retriever opening it with another breadth sets it for the collection
+    narrow = Retriever.open(str(path), ef_search=50)
+    assert narrow._collection.configuration_json["hnsw"]["ef_search"] == 50
+    assert Retriever.open(str(path))._collection.configuration_json["hnsw"]["ef_search"] == 400
+    # the same hits in two fresh processes
+    script = (
+        "import sys, json; from phi3industry import Retriever; "
+        "r = Retriever.open(sys.argv[1]); "
+        "print(json.dumps([[h.id for h in r.search(q, k=4, hybrid=False)] for q in sys.argv[2:]]))"
+    )
+    queries = ["How long may customers return parts?", "emergency stop", "error E4711"]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(path), *queries],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for _ in range(2)
+    ]
+    hits = json.loads(runs[0])
+    assert len(hits) == 3 and all(hits)
+    assert runs[0] == runs[1]
+
+
 def test_changing_chunk_size_rechunks_everything(retriever: Retriever, corpus: Path) -> None:
     retriever.sync([corpus])
     smaller = Retriever.open(retriever.config.path or "", chunk_size=16, chunk_overlap=4)
@@ -432,6 +469,8 @@ def test_against_a_real_chroma_server(chroma_server: int, corpus: Path) -> None:
     # A second client sees the same index.
     again = Retriever(config)
     assert again.stats()["documents"] == 4
+    # The search breadth is kept with the collection, on the server too.
+    assert again._collection.configuration_json["hnsw"]["ef_search"] == 400
     with pytest.raises(IndexConnectionError, match="Cannot reach the Chroma server"):
         Retriever(RetrieverConfig(host="127.0.0.1", port=1))
 

@@ -180,7 +180,7 @@ def open_collection(
         return client.create_collection(
             name,
             embedding_function=function,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": {"space": "cosine", "ef_search": config.ef_search}},
             metadata={
                 EMBEDDER_KEY: embedder.name,
                 DIMENSION_KEY: embedder.dimension,
@@ -199,7 +199,22 @@ def open_collection(
             f"Open it with {_settings_of(str(stored_name))} (Retriever.open(path) does this), "
             "or use a new index path or collection name for the new embedder."
         )
+    set_ef_search(collection, config.ef_search)
     return collection
+
+
+def set_ef_search(collection: Collection, ef_search: int) -> None:
+    """Search ``collection``'s HNSW index with breadth ``ef_search`` (kept with the collection).
+
+    Chroma's default of 100 is approximate even on a few thousand chunks, and its graph is
+    rebuilt on each load, so the same query can get other hits after a restart; a broader
+    search finds the true neighbours, the same ones every time.
+    """
+    current = ((getattr(collection, "configuration_json", None) or {}).get("hnsw") or {}).get(
+        "ef_search"
+    )
+    if current != ef_search:
+        collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
 
 
 def _settings_of(embedder_name: str) -> str:

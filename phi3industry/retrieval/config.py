@@ -103,6 +103,15 @@ class RetrieverConfig(ConfigBase):
     fetch_k: int = field(
         default=20, metadata={"help": "Candidates fetched per method before fusion or MMR."}
     )
+    ef_search: int = field(
+        default=400,
+        metadata={
+            "help": "Breadth of the vector index's search (Chroma's HNSW ef_search): higher is "
+            "closer to exact search and gives the same hits after a restart; Chroma's own "
+            "default, 100, can miss neighbours and vary between processes. Chroma keeps it "
+            "with the collection: the last Retriever to open it sets it for every reader."
+        },
+    )
     rrf_k: int = field(default=60, metadata={"help": "Reciprocal-rank-fusion constant."})
     bm25_weight: float | None = field(
         default=None,
@@ -192,6 +201,13 @@ class RetrieverConfig(ConfigBase):
         check(
             isinstance(self.fetch_k, int) and self.fetch_k > 0,
             f"fetch_k must be a positive integer, got {self.fetch_k!r}.",
+        )
+        check(
+            isinstance(self.ef_search, int)
+            and not isinstance(self.ef_search, bool)
+            and self.ef_search > 0,
+            f"ef_search must be a positive integer, got {self.ef_search!r} (400 is the default; "
+            "higher searches more of the index).",
         )
         check(
             isinstance(self.rerank_top_n, int) and self.rerank_top_n > 0,
