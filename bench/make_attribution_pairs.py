@@ -390,6 +390,44 @@ PASSAGES: dict[str, tuple[str, tuple[str, str]]] = {
     ),
     "dj-get-started": ("django", section(DJANGO_FAQ / "install.html", "How do I get started?")),
     "dj-sites": ("django", section(DJANGO_FAQ / "general.html", "Which sites use Django?")),
+    # Added on 2026-12-07, late night (sixth batch, written after the shipped weights and
+    # every rule, before any scoring of it). It adds "recombined" claims: the passage's own
+    # words and figures put together into something it does not say, which the evaluation's
+    # RAFT answers showed passing. Scored whole, once, before it could inform anything.
+    "about": ("sample-kb", section(KB / "company/about-northwind.md", "About Northwind Robotics")),
+    "ticket-21004": (
+        "sample-kb",
+        lines(KB / "support/tickets.jsonl", "Ticket NW-T-21004", "No map changes were needed."),
+    ),
+    "ticket-21122": (
+        "sample-kb",
+        lines(KB / "support/tickets.jsonl", "Ticket NW-T-21122", "cutting station."),
+    ),
+    "ticket-21477": (
+        "sample-kb",
+        lines(KB / "support/tickets.jsonl", "Ticket NW-T-21477", "cold-rated model."),
+    ),
+    "ticket-21260": (
+        "sample-kb",
+        lines(KB / "support/tickets.jsonl", "Ticket NW-T-21260", "rack layout change."),
+    ),
+    "release-421": (
+        "sample-kb",
+        section(KB / "release-notes/runneros-4.2.md", "RunnerOS 4.2.1 (released 12 August 2024)"),
+    ),
+    "dj-framework-x": (
+        "django",
+        section(
+            DJANGO_FAQ / "general.html", "<Framework X> does <feature Y> – why doesn’t Django?"
+        ),
+    ),
+    "dj-help": (
+        "django",
+        section(
+            DJANGO_FAQ / "help.html",
+            "How do I do X? Why doesn’t Y work? Where can I go to get help?",
+        ),
+    ),
 }
 
 # (passage ids, claim, supported, kind)
@@ -1849,6 +1887,177 @@ CLAIMS: list[tuple[tuple[str, ...], str, bool, str]] = [
     ),
     (("dj-sites",), "DjangoSites.org lists Django-powered sites.", Y, "paraphrase"),
     (("dj-sites",), "Django's website lists every company that uses Django.", N, "contradiction"),
+    # -- sixth batch (2026-12-07, late night) -------------------------------------------
+    (("about",), "Northwind Robotics was founded in 2016 in Tacoma, Washington.", Y, "exact"),
+    (
+        ("about",),
+        "Northwind has installed more than 3,100 robots at 180 customer sites.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("about",),
+        "Northwind builds autonomous mobile robots for warehouses and food-processing plants.",
+        Y,
+        "paraphrase",
+    ),
+    (("about",), "Northwind Robotics was founded in 2018.", N, "wrong-number"),
+    (("about",), "Northwind employs about 3,100 people.", N, "recombined"),
+    (("about",), "Northwind's spare-parts warehouse is in Seattle.", N, "contradiction"),
+    (("about",), "Northwind has installed robots at 240 customer sites.", N, "recombined"),
+    (
+        ("ticket-21004",),
+        "At Cascade Parcel Services, 14 robots reported frequent E-618 warnings after upgrading to RunnerOS 4.1.3.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21004",),
+        "Upgrading to RunnerOS 4.2.1 fixed the false E-618 warnings.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21004",),
+        "The E-618 warnings appeared mostly near the reflective dock doors.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21004",),
+        "The E-618 warnings were fixed by re-mapping the site.",
+        N,
+        "contradiction",
+    ),
+    (("ticket-21004",), "RunnerOS 4.1.3 fixes the false E-618 warnings.", N, "recombined"),
+    (
+        ("ticket-21122",),
+        "At Harbor Cold Storage, the CD-2 dock blinked amber with fault D-02, a contact pad short circuit.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21122",),
+        "Metal shavings from a nearby cutting station had got onto the contact pads.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21122",),
+        "The pads were cleaned with isopropyl alcohol and one worn pad set was replaced.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21122",),
+        "The dock was moved 10 m away from the cutting station.",
+        N,
+        "wrong-number",
+    ),
+    (("ticket-21122",), "The cutting station was moved away from the dock.", N, "recombined"),
+    (("ticket-21122",), "The dock showed fault D-04.", N, "wrong-number"),
+    (("ticket-21477",), "The AR7 is rated for 0 to 40 °C only.", Y, "exact"),
+    (
+        ("ticket-21477",),
+        "At Harbor Cold Storage, robots failed to start in the -5 °C freezer area.",
+        Y,
+        "paraphrase",
+    ),
+    (("ticket-21477",), "Missions into the freezer were limited to 10 minutes.", Y, "paraphrase"),
+    (
+        ("ticket-21477",),
+        "Between freezer runs the robot was parked in the 4 °C ante-room.",
+        Y,
+        "paraphrase",
+    ),
+    (("ticket-21477",), "The AR7 is rated down to -5 °C.", N, "contradiction"),
+    (
+        ("ticket-21477",),
+        "Northwind released a cold-rated model for the freezer.",
+        N,
+        "contradiction",
+    ),
+    (("ticket-21477",), "Missions into the freezer were limited to 4 minutes.", N, "recombined"),
+    (
+        ("ticket-21260",),
+        "At Pinecrest Pharma, robots stopped in aisle 12 with E-702.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21260",),
+        "A failed access point in aisle 12 let the Wi-Fi signal drop below -80 dBm.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21260",),
+        "Northwind recommends a Wi-Fi survey after any rack layout change.",
+        Y,
+        "exact",
+    ),
+    (
+        ("ticket-21260",),
+        "Northwind's field technician replaced the access point.",
+        N,
+        "contradiction",
+    ),
+    (("ticket-21260",), "The robots stopped in aisle 80.", N, "recombined"),
+    (
+        ("ticket-21260", "e702"),
+        "At Pinecrest Pharma the FleetOS heartbeat was lost, and with E-702 the robot stops safely where it is.",
+        Y,
+        "merged",
+    ),
+    (("release-421",), "RunnerOS 4.2.1 is recommended for all AR7 robots.", Y, "paraphrase"),
+    (("release-421",), "RunnerOS 4.2.1 was released on 12 August 2024.", Y, "exact"),
+    (("release-421",), "RunnerOS 4.2.1 was released on 3 June 2024.", N, "wrong-number"),
+    (
+        ("release-421",),
+        "RunnerOS 4.2.1 is recommended only for robots that use quiet mode.",
+        N,
+        "other-topic",
+    ),
+    (
+        ("dj-framework-x",),
+        "Django's developers do not mind borrowing ideas from other web frameworks where appropriate.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-framework-x",),
+        "That another framework has a feature is not enough reason to add it to Django.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-framework-x",),
+        "Django adds any feature that another popular framework has.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-framework-x",),
+        "Django was developed because its authors were happy with the status quo.",
+        N,
+        "recombined",
+    ),
+    (
+        ("dj-help",),
+        "Before asking, check whether the FAQ answers your question and search for answers.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-help",), "The django-users mailing list is for email-based discussions.", Y, "exact"),
+    (("dj-help",), "The #django IRC channel is on the Libera.Chat network.", Y, "paraphrase"),
+    (
+        ("dj-help",),
+        "In every channel you should follow the Django Code of Conduct.",
+        Y,
+        "paraphrase",
+    ),
+    (("dj-help",), "The Django Forum is for chat-based discussions.", N, "recombined"),
+    (("dj-help",), "The django-users mailing list is on the Libera.Chat network.", N, "recombined"),
 ]
 
 
@@ -1857,7 +2066,7 @@ def main() -> None:
     heldout = {pid for i, pid in enumerate(order) if i % 3 == 2}
     # Which batch of passages a pair belongs to (its latest passage's): the figures are also
     # given per batch, the third one having been scored before any change it could inform.
-    firsts = [order.index(pid) for pid in ("dj-save-user", "e810", "e101", "e520")]
+    firsts = [order.index(pid) for pid in ("dj-save-user", "e810", "e101", "e520", "about")]
     rows = []
     for ids, claim, supported, kind in CLAIMS:
         split = "heldout" if any(pid in heldout for pid in ids) else "train"
