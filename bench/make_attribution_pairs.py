@@ -428,6 +428,34 @@ PASSAGES: dict[str, tuple[str, tuple[str, str]]] = {
             "How do I do X? Why doesn’t Y work? Where can I go to get help?",
         ),
     ),
+    # Added on 2026-12-07, last (seventh batch, written blind after the sixth, before any
+    # scoring). Scored once with the shipped rules and with a figure-binding rule tried
+    # beside them (docs/grounding.md), to decide on that rule with unseen claims.
+    "spec-performance": (
+        "sample-kb",
+        lines(KB / "specs/ar7-spec.txt", "PERFORMANCE", "10 mm step"),
+    ),
+    "spec-sensors": ("sample-kb", lines(KB / "specs/ar7-spec.txt", "SENSORS AND SAFETY", "at 1 m")),
+    "spec-environment": (
+        "sample-kb",
+        lines(KB / "specs/ar7-spec.txt", "ENVIRONMENT", "clean and dry"),
+    ),
+    "ticket-20931": (
+        "sample-kb",
+        lines(KB / "support/tickets.jsonl", "Ticket NW-T-20931", "to the daily checks."),
+    ),
+    "ticket-21318": (
+        "sample-kb",
+        lines(KB / "support/tickets.jsonl", "Ticket NW-T-21318", "12-month battery warranty."),
+    ),
+    "ticket-21402": (
+        "sample-kb",
+        lines(KB / "support/tickets.jsonl", "Ticket NW-T-21402", "pays return shipping."),
+    ),
+    "ticket-21533": (
+        "sample-kb",
+        lines(KB / "support/tickets.jsonl", "Ticket NW-T-21533", "FleetOS Map Editor."),
+    ),
 }
 
 # (passage ids, claim, supported, kind)
@@ -2058,6 +2086,129 @@ CLAIMS: list[tuple[tuple[str, ...], str, bool, str]] = [
     ),
     (("dj-help",), "The Django Forum is for chat-based discussions.", N, "recombined"),
     (("dj-help",), "The django-users mailing list is on the Libera.Chat network.", N, "recombined"),
+    # -- seventh batch (2026-12-07, last) -----------------------------------------------
+    (
+        ("spec-performance",),
+        "The AR7's top speed is 2.0 m/s unloaded and 1.5 m/s at full payload.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("spec-performance",),
+        "In shared zones the AR7 is limited to 1.0 m/s by site policy.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("spec-performance",),
+        "The AR7 positions itself to within 10 mm at docks and stations.",
+        Y,
+        "paraphrase",
+    ),
+    (("spec-performance",), "The AR7 can drive on floor slopes of up to 3 %.", Y, "paraphrase"),
+    (("spec-performance",), "The AR7 can cross a 20 mm gap and a 10 mm step.", Y, "exact"),
+    (("spec-performance",), "The AR7's top speed at full payload is 2.0 m/s.", N, "recombined"),
+    (
+        ("spec-performance",),
+        "Along routes the AR7 positions itself to within 10 mm.",
+        N,
+        "recombined",
+    ),
+    (("spec-performance",), "The AR7 brakes at up to 0.8 m/s2.", N, "recombined"),
+    (("spec-performance",), "The AR7 needs a wide turning circle.", N, "contradiction"),
+    (
+        ("spec-sensors",),
+        "The AR7 has two 270-degree safety lidars, at the front-left and rear-right corners.",
+        Y,
+        "paraphrase",
+    ),
+    (("spec-sensors",), "The safety lidars are PL d / SIL 2 certified.", Y, "exact"),
+    (
+        ("spec-sensors",),
+        "The AR7 has an emergency stop on each side plus one on the operator pendant.",
+        Y,
+        "paraphrase",
+    ),
+    (("spec-sensors",), "The AR7 is quieter than 55 dB(A) at 1 m.", Y, "paraphrase"),
+    (("spec-sensors",), "The AR7 has four safety lidars.", N, "wrong-number"),
+    (("spec-sensors",), "The safety lidar's part number is NW-SP-1105.", N, "wrong-row"),
+    (("spec-sensors",), "The 3D camera is at the rear of the robot.", N, "contradiction"),
+    (("spec-environment",), "The AR7 operates between 0 and 40 degrees C.", Y, "paraphrase"),
+    (("spec-environment",), "The AR7 is rated IP54.", Y, "paraphrase"),
+    (
+        ("spec-environment",),
+        "The AR7 tolerates 10 to 90 % non-condensing humidity.",
+        Y,
+        "paraphrase",
+    ),
+    (("spec-environment",), "The AR7 can run on wet floors.", N, "contradiction"),
+    (("spec-environment",), "The AR7 works at a humidity of up to 40 %.", N, "recombined"),
+    (
+        ("ticket-20931",),
+        "At Lakeside Foods, shrink wrap wound around the left drive wheel hub caused repeated E-214 errors.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-20931",),
+        "The field technician replaced the left drive wheel module NW-SP-2210.",
+        Y,
+        "exact",
+    ),
+    (("ticket-20931",), "The customer added shrink-wrap removal to the daily checks.", Y, "exact"),
+    (("ticket-20931",), "The right drive wheel module was replaced.", N, "contradiction"),
+    (("ticket-20931",), "E-214 occurred three times in one week.", N, "contradiction"),
+    (
+        ("ticket-21318",),
+        "An 8-hour balancing charge cleared the E-330 warning on robot AR7-22-01190.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21318",),
+        "The battery pack had done 1,420 cycles and is still under warranty.",
+        Y,
+        "paraphrase",
+    ),
+    (("ticket-21318",), "The battery pack was at 12 cycles.", N, "recombined"),
+    (("ticket-21318",), "The battery pack was replaced under warranty.", N, "contradiction"),
+    (("ticket-21318",), "A 12-hour balancing charge cleared the warning.", N, "recombined"),
+    (
+        ("ticket-21402",),
+        "Summit Outdoor Gear asked to return two unused AR7 robots delivered 18 days earlier.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21402",),
+        "The return carries a 15 % restocking fee under policy NR-POL-014.",
+        Y,
+        "paraphrase",
+    ),
+    (("ticket-21402",), "Support issued RMA-2024-00417.", Y, "exact"),
+    (("ticket-21402",), "Northwind pays the return shipping.", N, "contradiction"),
+    (("ticket-21402",), "The robots had been delivered 15 days earlier.", N, "recombined"),
+    (
+        ("ticket-21533",),
+        "At Cascade Parcel Services the dock had been re-installed without its anchor bolts after a floor renovation.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("ticket-21533",),
+        "The dock was anchored with four M10 bolts at 40 N·m and its pose re-taught in the FleetOS Map Editor.",
+        Y,
+        "exact",
+    ),
+    (("ticket-21533",), "The docking failures at dock 3 were E-405 errors.", N, "wrong-row"),
+    (("ticket-21533",), "The dock was anchored with three M10 bolts.", N, "wrong-number"),
+    (("ticket-21533",), "The dock was anchored with four M10 bolts at 3 N·m.", N, "recombined"),
+    (
+        ("ticket-21533", "dock-anchoring"),
+        "An unanchored dock causes repeated E-402 docking failures, as at Cascade Parcel Services' dock 3.",
+        Y,
+        "merged",
+    ),
 ]
 
 
@@ -2066,7 +2217,10 @@ def main() -> None:
     heldout = {pid for i, pid in enumerate(order) if i % 3 == 2}
     # Which batch of passages a pair belongs to (its latest passage's): the figures are also
     # given per batch, the third one having been scored before any change it could inform.
-    firsts = [order.index(pid) for pid in ("dj-save-user", "e810", "e101", "e520", "about")]
+    firsts = [
+        order.index(pid)
+        for pid in ("dj-save-user", "e810", "e101", "e520", "about", "spec-performance")
+    ]
     rows = []
     for ids, claim, supported, kind in CLAIMS:
         split = "heldout" if any(pid in heldout for pid in ids) else "train"

