@@ -61,7 +61,8 @@ _FIELD = re.compile(r"\s*[A-Za-z_][\w ./()-]{0,40}:\s+\S")
 _CLAUSE = re.compile(r";\s+|,\s+(?:and|but|while|whereas)\s+|\s+(?:but|whereas)\s+")
 # Where one fact ends and the next begins inside a sentence or a row: "above 450 kg (error
 # E-810) or with the center of gravity out of limits (error E-811)" binds 450 to E-810.
-_BINDING = re.compile(r"[;,]\s+|\s+(?:and|or|but|whereas|while)\s+")
+_JOIN = r"\s+(?:and|or|but|whereas|while)\s+"
+_BINDING = re.compile(rf"[;,]\s+|{_JOIN}")
 # A section's number ("3.1 Battery work") orders a document; it is not a fact of the section.
 _HEADING_NUMBER = re.compile(r"(?:^|(?<=>)|(?<=\|))\s*\d+(?:\.\d+)*\.?(?=\s)")
 # A text whose last sentence is finished: . ! ? (closing marks and [n] markers after it).
@@ -148,7 +149,7 @@ _BOUND = re.compile(
 )
 # Where a negation's reach ends: "No action needed: the robot drives to a dock" denies only
 # the action.
-_NEGATION_REACH = re.compile(r"[;:,]\s+|\s+(?:and|or|but|whereas|while)\s+")
+_NEGATION_REACH = re.compile(rf"[;:,]\s+|{_JOIN}")
 
 
 def negated(text: str) -> bool:
@@ -393,6 +394,11 @@ def passage_spans(text: str) -> list[tuple[int, int]]:
     return list(dict.fromkeys(spans))
 
 
+def _codes(keys: set[str]) -> set[str]:
+    """The codes among key terms (``e-214``, ``nw-sp-2210``; not figures or identifiers)."""
+    return {k for k in keys if code_kind(k)}
+
+
 def crossed(keys: set[str], text: str) -> bool:
     """Whether ``text`` binds a figure of ``keys`` to another code than the claim's.
 
@@ -401,7 +407,7 @@ def crossed(keys: set[str], text: str) -> bool:
     (error E-811)", yet 450 belongs to E-810 there: each clause holding the figure holds a
     code of the same kind as the claim's (another error) and not the claim's own.
     """
-    codes = {k for k in keys if code_kind(k)}
+    codes = _codes(keys)
     figures = keys - codes
     if not codes or not figures:
         return False
@@ -446,7 +452,7 @@ def _paragraphs(text: str, context_keys: set[str]) -> list[_Paragraph]:
     """The paragraphs of a passage, with their codes and table headers."""
     out = []
     for a, b in _pieces(text, _PARAGRAPH, 0, len(text)):
-        codes = {k for k in key_terms(text[a:b]) | context_keys if code_kind(k)}
+        codes = _codes(key_terms(text[a:b]) | context_keys)
         header_end, header_words = _table_header(text, a, b)
         out.append(_Paragraph(a, b, codes, header_end, header_words))
     return out
@@ -459,7 +465,7 @@ def _other_row(keys: set[str], spans: Sequence[_Span]) -> bool:
     words from E-214's: a span without the claim's code but with another code of the same
     kind describes that other row.
     """
-    codes = {k for k in keys if code_kind(k)}
+    codes = _codes(keys)
     kinds = {code_kind(c) for c in codes}
     return any(not s.codes & codes and any(code_kind(k) in kinds for k in s.codes) for s in spans)
 
