@@ -2,14 +2,17 @@
 
 Writes ``tests/data/attribution_pairs.jsonl``: one row per pair, with the passage text
 itself (exactly as the loaders give it, so that the data needs no corpus to be read). The
-passages come from the bundled sample knowledge base and from the Django FAQ (Debian's
-python-django-doc); the claims were written by hand for this file: for each passage, claims
-it supports (a sentence of it, a paraphrase, a short answer) and claims it does not (the
-right words with another row's number or code, a wrong figure, another topic), plus claims
-that merge two passages. A third of the passages (every third one, in order) is held out:
-calibration never sees them, and the test measures F1 on them alone.
+passages come from the bundled sample knowledge base, the Django FAQ (Debian's
+python-django-doc) and the SQLite FAQ (Debian's sqlite3-doc). Most claims were written by
+hand for this file: for each passage, claims it supports (a sentence of it, a paraphrase, a
+short answer) and claims it does not (the right words with another row's number or code, a
+wrong figure, another topic), plus claims that merge two passages. The others
+(``MODEL_CLAIMS``) are sentences of the bundled model's real answers in the FAQ
+evaluations, labelled by hand. A third of the passages (every third one, in order) is held
+out: calibration never sees them, and the test measures F1 on them alone.
 
-Run: ``python bench/make_attribution_pairs.py`` (needs python-django-doc installed).
+Run: ``python bench/make_attribution_pairs.py`` (needs python-django-doc and sqlite3-doc
+installed).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from phi3industry.demo import sample_kb_dir
 from phi3industry.retrieval.documents import load_document
 
 DJANGO_FAQ = Path("/usr/share/doc/python-django-doc/html/faq")
+SQLITE_FAQ = Path("/usr/share/doc/sqlite3/faq.html")
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "attribution_pairs.jsonl"
 
 
@@ -455,6 +459,259 @@ PASSAGES: dict[str, tuple[str, tuple[str, str]]] = {
     "ticket-21533": (
         "sample-kb",
         lines(KB / "support/tickets.jsonl", "Ticket NW-T-21533", "FleetOS Map Editor."),
+    ),
+    # Added on 2026-12-08 (eighth batch, written blind after the seventh, before any
+    # scoring). Parts no earlier passage uses: the documents' opening sections, the spec's
+    # connectivity and spare parts, the schedule's header and wear limits, four FAQ answers.
+    "spec-connectivity": (
+        "sample-kb",
+        lines(KB / "specs/ar7-spec.txt", "CONNECTIVITY", "(current release)"),
+    ),
+    "spec-spare-parts": (
+        "sample-kb",
+        lines(KB / "specs/ar7-spec.txt", "SPARE PARTS", "NW-PD-0100"),
+    ),
+    "pm-header": (
+        "sample-kb",
+        lines(
+            KB / "manuals/ar7-maintenance-schedule.pdf",
+            "AR7 Preventive Maintenance Schedule",
+            "Robot > Counters.",
+        ),
+    ),
+    "pm-wear-limits": (
+        "sample-kb",
+        lines(
+            KB / "manuals/ar7-maintenance-schedule.pdf",
+            "Wear limits",
+            "require a complete log.",
+        ),
+    ),
+    "manual-intro": (
+        "sample-kb",
+        section(KB / "manuals/ar7-operator-manual.md", "AR7 Operator Manual"),
+    ),
+    "dock-intro": (
+        "sample-kb",
+        section(KB / "manuals/charging-dock.rst", "CD-2 Charging Dock Manual"),
+    ),
+    "returns-intro": (
+        "sample-kb",
+        section(KB / "policies/returns-policy.md", "Returns and Warranty Policy"),
+    ),
+    "returns-questions": ("sample-kb", section(KB / "policies/returns-policy.md", "Questions")),
+    "safety-intro": (
+        "sample-kb",
+        section(KB / "policies/safety-policy.html", "Robot Safety Policy"),
+    ),
+    "release-intro": (
+        "sample-kb",
+        section(KB / "release-notes/runneros-4.2.md", "RunnerOS 4.2 Release Notes"),
+    ),
+    "dj-ignored-patch": (
+        "django",
+        section(
+            DJANGO_FAQ / "contributing.html",
+            "I submitted a bug fix in the ticket system several weeks ago. Why are you "
+            "ignoring my patch?",
+        ),
+    ),
+    "dj-mod-wsgi": (
+        "django",
+        section(
+            DJANGO_FAQ / "admin.html",
+            "My admin-site CSS and images showed up fine using the development server, but "
+            "they’re not displaying when using mod_wsgi.",
+        ),
+    ),
+    "dj-bug": (
+        "django",
+        section(DJANGO_FAQ / "help.html", "I think I’ve found a bug! What should I do?"),
+    ),
+    "dj-contrib-start": (
+        "django",
+        section(
+            DJANGO_FAQ / "contributing.html", "How can I get started contributing code to Django?"
+        ),
+    ),
+    # Added on 2026-12-08 (tenth batch: SQLite FAQ entries, for the claims of MODEL_CLAIMS[10]).
+    # Each is one whole FAQ entry, question and answer. Left out: (5), whose answer is too
+    # long for one passage, and (2), whose answers hold no usable claim.
+    "sq-autoincrement": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(1) How do I create an AUTOINCREMENT field?",
+            "fail with an SQLITE_FULL error code.",
+        ),
+    ),
+    "sq-string-in-integer": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(3) SQLite lets me insert a string",
+            "This feature is called type affinity.",
+        ),
+    ),
+    "sq-zero-primary-key": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(4) Why doesn't SQLite allow me to use '0'",
+            "Hence the values are not unique.",
+        ),
+    ),
+    "sq-threadsafe": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(6) Is SQLite threadsafe?",
+            "across a fork() system call into the child process.",
+        ),
+    ),
+    "sq-list-tables": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(7) How do I list all tables/indices",
+            "SELECT * FROM sqlite_temp_schema)\nWHERE type='table'\nORDER BY name",
+        ),
+    ),
+    "sq-size-limits": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(8) Are there any known size limits",
+            "full discussion of the limits of SQLite.",
+        ),
+    ),
+    "sq-varchar": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ, "(9) What is the maximum size of a VARCHAR", "regardless of the value of N."
+        ),
+    ),
+    "sq-blob": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(10) Does SQLite support a BLOB type?",
+            "BLOBs can even be used as PRIMARY KEYs.",
+        ),
+    ),
+    "sq-alter-table": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(11) How do I add, delete or rename columns",
+            "Schema Changes for procedure.",
+        ),
+    ),
+    "sq-vacuum": (
+        "sqlite",
+        lines(SQLITE_FAQ, "(12) I deleted a lot of data", "enabled using the auto_vacuum pragma."),
+    ),
+    "sq-royalties": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(13) Can I use SQLite in my commercial product",
+            "You can do anything you want with it.",
+        ),
+    ),
+    "sq-single-quote": (
+        "sqlite",
+        lines(SQLITE_FAQ, "(14) How do I use a string literal", "VALUES('5 O''clock');"),
+    ),
+    "sq-schema-error": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(15) What is an SQLITE_SCHEMA error",
+            "always use sqlite3_prepare_v2() instead of sqlite3_prepare().",
+        ),
+    ),
+    "sq-compiler-warnings": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(17) I get some compiler warnings",
+            "that the SQLite developers do not use themselves.",
+        ),
+    ),
+    "sq-unicode-case": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(18) Case-insensitive matching of Unicode",
+            "already contained within their project.",
+        ),
+    ),
+    "sq-insert-slow": (
+        "sqlite",
+        lines(SQLITE_FAQ, "(19) INSERT is really slow", "your database file might go corrupt."),
+    ),
+    "sq-recover-deleted": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(20) I accidentally deleted some important",
+            "no procedures or tools that we know of to help you recover that data.",
+        ),
+    ),
+    "sq-corrupt": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ, "(21) What is an SQLITE_CORRUPT error?", "to put him back together again."
+        ),
+    ),
+    "sq-foreign-keys": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ, "(22) Does SQLite support foreign keys?", "-DSQLITE_DEFAULT_FOREIGN_KEYS=1."
+        ),
+    ),
+    "sq-omit-options": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(23) I get a compiler error if I use the SQLITE_OMIT_",
+            "can be found with the SQLITE_OMIT_... documentation.",
+        ),
+    ),
+    "sq-where-double-quotes": (
+        "sqlite",
+        lines(SQLITE_FAQ, "(24) My WHERE clause expression", "which is obviously always true."),
+    ),
+    "sq-railroad": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ, "(25) How are the syntax diagrams", "first landed on trunk on 2020-09-26."
+        ),
+    ),
+    "sq-unique-null": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(26) The SQL standard requires that a UNIQUE constraint",
+            "so that is what SQLite does.",
+        ),
+    ),
+    "sq-eccn": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(27) What is the Export Control Classification Number",
+            "might change the ECCN in your particular case.",
+        ),
+    ),
+    "sq-column-name": (
+        "sqlite",
+        lines(
+            SQLITE_FAQ,
+            "(28) My query does not return the column name",
+            "documentation for further information.",
+        ),
     ),
 }
 
@@ -2209,7 +2466,988 @@ CLAIMS: list[tuple[tuple[str, ...], str, bool, str]] = [
         Y,
         "merged",
     ),
+    # -- eighth batch (2026-12-08) ------------------------------------------------------
+    (
+        ("spec-connectivity",),
+        "The AR7 connects to Wi-Fi over 802.11ac on the 5 GHz band, using WPA2-Enterprise.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("spec-connectivity",),
+        "According to the specification, RunnerOS 4.2 requires FleetOS 3.5 or later for fleet management.",
+        Y,
+        "paraphrase",
+    ),
+    (("spec-connectivity",), "The AR7's Wi-Fi works on the 2.4 GHz band.", N, "wrong-number"),
+    (
+        ("spec-connectivity",),
+        "Fleet management requires FleetOS 4.2.1 or later.",
+        N,
+        "recombined",
+    ),
+    (
+        ("spec-connectivity",),
+        "FleetOS is optional for robots running RunnerOS 4.2.",
+        N,
+        "contradiction",
+    ),
+    (("spec-spare-parts",), "The operator pendant has part number NW-PD-0100.", Y, "paraphrase"),
+    (
+        ("spec-spare-parts",),
+        "The AR7 has a drive wheel module on each side, part NW-SP-2210.",
+        Y,
+        "paraphrase",
+    ),
+    (("spec-spare-parts",), "The bumper strip spare part is NW-SP-1105.", Y, "paraphrase"),
+    (
+        ("spec-spare-parts",),
+        "The battery pack's spare part number is NW-SP-4410.",
+        N,
+        "wrong-row",
+    ),
+    (("spec-spare-parts",), "Each AR7 has three drive wheel modules.", N, "wrong-number"),
+    (
+        ("pm-header",),
+        "Maintenance intervals are in operating hours, as shown in FleetOS under Fleet > Robot > Counters.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("pm-header",),
+        "The preventive maintenance schedule is document NW-DOC-AR7-OM.",
+        N,
+        "wrong-row",
+    ),
+    (("pm-header",), "The AR7 robot's part number is NW-DOC-AR7-PM.", N, "recombined"),
+    (
+        ("pm-wear-limits",),
+        "Replace the drive wheel module NW-SP-2210 when the tread depth is below 3 mm at any point.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("pm-wear-limits",),
+        "A typical AR7 in two-shift operation runs about 4,000 operating hours per year.",
+        Y,
+        "exact",
+    ),
+    (
+        ("pm-wear-limits",),
+        "According to the schedule, warranty claims under NR-POL-014 need a complete maintenance log in FleetOS.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("pm-wear-limits",),
+        "Replace the drive wheel module when the tread depth is below 5 mm.",
+        N,
+        "wrong-number",
+    ),
+    (
+        ("pm-wear-limits",),
+        "A typical AR7 in two-shift operation needs a new drive wheel module every 4,000 operating hours.",
+        N,
+        "recombined",
+    ),
+    (
+        ("pm-wear-limits",),
+        "A tread with cracks can stay in service as long as it is deeper than 3 mm.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("manual-intro",),
+        "Read the safety policy NR-SAF-002 before you operate the robot.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("manual-intro",),
+        "The operator manual applies to AR7 robots running RunnerOS 3.x.",
+        N,
+        "wrong-number",
+    ),
+    (("manual-intro",), "Safety policy NR-SAF-002 is at revision F.", N, "recombined"),
+    (
+        ("dock-intro",),
+        "The CD-2 charges AR7 robots automatically through two spring-loaded copper contact pads.",
+        Y,
+        "exact",
+    ),
+    (
+        ("dock-intro",),
+        "A robot drives to the dock by itself when its battery drops below the FleetOS threshold, which is 25 % by default.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dock-intro",),
+        "By default a robot goes to the dock when its battery drops below 20 %.",
+        N,
+        "wrong-number",
+    ),
+    (
+        ("dock-intro",),
+        "A robot only drives onto the dock when its battery is below 25 % and it has no mission.",
+        N,
+        "recombined",
+    ),
+    (("dock-intro",), "The CD-2 dock's part number is NW-SP-5120.", N, "wrong-row"),
+    (
+        ("returns-intro",),
+        "The returns and warranty policy NR-POL-014, version 3.1, has been effective since 1 March 2024.",
+        Y,
+        "paraphrase",
+    ),
+    (("returns-intro",), "The returns policy NR-POL-014 is version 2.4.", N, "wrong-row"),
+    (
+        ("returns-questions",),
+        "If you have questions about the policy, contact Northwind customer support and quote policy number NR-POL-014.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("returns-questions",),
+        "For questions about returns, quote the policy number NR-SAF-002 to customer support.",
+        N,
+        "wrong-row",
+    ),
+    (
+        ("safety-intro",),
+        "The safety policy NR-SAF-002 is owned by the Northwind Health & Safety team.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("safety-intro",),
+        "The safety policy applies to every site where AR7 robots operate, including customer sites during installation and service.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("safety-intro",),
+        "The safety policy does not apply to customer sites while the robots are being installed.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("safety-intro",),
+        "The Northwind Health & Safety team installs and services the AR7 robots at customer sites.",
+        N,
+        "recombined",
+    ),
+    (("release-intro",), "RunnerOS is the firmware of the AR7 robot.", Y, "exact"),
+    (("release-intro",), "Updates to RunnerOS are installed from FleetOS.", Y, "paraphrase"),
+    (
+        ("release-intro",),
+        "RunnerOS updates are installed from a USB stick plugged into the robot.",
+        N,
+        "contradiction",
+    ),
+    (("release-intro",), "FleetOS is the firmware of the AR7 robot.", N, "recombined"),
+    (
+        ("dj-ignored-patch",),
+        "Everyone who works on Django is a volunteer, so the time they can spend on it varies from week to week.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-ignored-patch",),
+        "If a patch has no chance of being included in Django, the ticket is closed instead of being ignored.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-ignored-patch",),
+        "A patch should include a unit test, or else a very clear explanation of why it doesn't.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-ignored-patch",),
+        "Django's developers are paid to work on the framework full time.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("dj-ignored-patch",),
+        "Django's ticket system has only about a dozen open tickets.",
+        N,
+        "wrong-number",
+    ),
+    (("dj-ignored-patch",), "Pillow is one of Django's contrib modules.", N, "recombined"),
+    (
+        ("dj-mod-wsgi",),
+        "When the admin CSS and images don't show up under mod_wsgi, see serving the admin files in the “How to use Django with mod_wsgi” documentation.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-mod-wsgi",),
+        "If the admin CSS is missing under mod_wsgi, run collectstatic and set STATIC_ROOT.",
+        N,
+        "other-topic",
+    ),
+    (
+        ("dj-bug",),
+        "Detailed instructions for handling a potential bug are in the Guide to contributing to Django.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-bug",),
+        "If you think you've found a bug, report it by email to security@djangoproject.com.",
+        N,
+        "wrong-row",
+    ),
+    (
+        ("dj-contrib-start",),
+        "To get started contributing code, read the document titled Contributing to Django.",
+        Y,
+        "paraphrase",
+    ),
+    (
+        ("dj-contrib-start",),
+        "Django has no document explaining how to start contributing code.",
+        N,
+        "contradiction",
+    ),
+    (
+        ("release-intro", "spec-connectivity"),
+        "RunnerOS, the AR7's firmware, is currently at release 4.2.1.",
+        Y,
+        "merged",
+    ),
+    (
+        ("spec-spare-parts", "pm-wear-limits"),
+        "The operator pendant is part NW-PD-0100, and the battery pack should be replaced when its capacity in FleetOS is below 80 percent.",
+        Y,
+        "merged",
+    ),
+    (
+        ("returns-intro", "pm-wear-limits"),
+        "Policy NR-POL-014, effective 1 March 2024, requires a complete maintenance log for warranty claims.",
+        Y,
+        "merged",
+    ),
+    (
+        ("manual-intro", "safety-intro"),
+        "Before operating the robot, read safety policy NR-SAF-002, which is owned by the Northwind Health & Safety team.",
+        Y,
+        "merged",
+    ),
+    (
+        ("dj-bug", "dj-contrib-start"),
+        "Instructions for handling a potential bug are in the Guide to contributing to Django, and a whole document titled Contributing to Django covers how to start contributing code.",
+        Y,
+        "merged",
+    ),
+    (
+        ("release-intro", "spec-connectivity"),
+        "RunnerOS 4.2.1, the current AR7 firmware, was released on 12 August 2024.",
+        N,
+        "merged-half",
+    ),
+    (
+        ("dock-intro", "spec-spare-parts"),
+        "The CD-2 dock charges through two copper contact pads, and the pad set NW-SP-5120 must be replaced every 24 months.",
+        N,
+        "merged-half",
+    ),
 ]
+
+
+# Claims taken verbatim from real answers of the bundled model (SmolLM2-135M: base,
+# fine-tuned, RAG, RAFT) in the FAQ evaluations, labelled by hand against the FAQ entry that
+# answers the question; each batch written blind, before any scoring. The batch is given
+# here (the passage may be an older one); each pair stays in its passage's split.
+# (passage id, the strategy whose answer holds the sentence, claim, supported)
+MODEL_CLAIMS: dict[int, list[tuple[str, str, str, bool]]] = {}
+# Ninth batch (2026-12-08): the Django FAQ evaluation's held-out questions. Every section
+# they ask about is already a passage above.
+MODEL_CLAIMS[9] = [
+    ("dj-nosql", "rag@generate", "Django does not support NoSQL databases.", Y),
+    (
+        "dj-nosql",
+        "raft+rag@generate",
+        "We try to avoid adding special cases in the Django code to accommodate all the database-specific options such as table type, etc.",
+        N,
+    ),
+    (
+        "dj-staff",
+        "base",
+        "This error typically occurs when you enter a username and password that is not valid.",
+        N,
+    ),
+    (
+        "dj-staff",
+        "raft-random+rag@generate",
+        "When you enter a valid username and password, it brings up the login page again, with a “Please enter a correct username and password” error.",
+        N,
+    ),
+    ("dj-cite", "base", "Django is a Python framework developed by Django.com.", N),
+    (
+        "dj-cite",
+        "finetuned",
+        "You can cite Django in your Django documentation, which is located in the Django documentation.",
+        N,
+    ),
+    (
+        "dj-cite",
+        "raft+rag@generate",
+        "It’s difficult to give an official citation format, for two reasons: citation formats can vary wildly between publications, and citation standards for software are still a matter of some debate.",
+        Y,
+    ),
+    ("dj-ready", "finetuned", "No, your ticket is not ready for checkin.", N),
+    (
+        "dj-ready",
+        "raft+rag@generate",
+        "If you’re having trouble getting that second set of eyes, see questions above.",
+        Y,
+    ),
+    (
+        "dj-ready",
+        "rag+finetuned@generate",
+        "The ticket’s status is “Not ready for checkout”, which is a bug.",
+        N,
+    ),
+    ("dj-ready", "rag@generate", "No.", Y),
+    ("dj-python-version", "rag@generate", "Django 1.8.1 is the latest version of Django.", N),
+    (
+        "dj-python-version",
+        "rag+finetuned@generate",
+        "The answer to this question is that you should use the stable version of Django.",
+        N,
+    ),
+    (
+        "dj-python-version",
+        "raft+rag@generate",
+        "2.2 | 3.5, 3.6, 3.7, 3.8, 3.9 (added in 2.2.17)",
+        Y,
+    ),
+    ("dj-python-version", "raft+rag@generate", "3.0 | 3.6, 3.7, 3.8, 3.9 (added in 3.0.11)", Y),
+    (
+        "dj-remind",
+        "finetuned",
+        "When you need to remind the team of a patch you care about, please send a message to the team’s email address.",
+        N,
+    ),
+    (
+        "dj-remind",
+        "raft+rag@generate",
+        "A polite, well-timed message to the mailing list is one way to get attention.",
+        Y,
+    ),
+    (
+        "dj-remind",
+        "rag@generate",
+        "Gentle IRC reminders can also work – again, strategically timed if possible.",
+        Y,
+    ),
+    (
+        "dj-cookie",
+        "base",
+        "To resolve this issue, you can try to log in to your account using a different username and password.",
+        N,
+    ),
+    (
+        "dj-cookie",
+        "raft+rag@generate",
+        "The login cookie isn’t being set correctly, because the domain of the cookie sent out by Django doesn’t match the domain in your browser.",
+        Y,
+    ),
+    (
+        "dj-cookie",
+        "raft+rag@generate",
+        "Try setting the SESSION_COOKIE_DOMAIN setting to match your domain.",
+        Y,
+    ),
+    (
+        "dj-cookie",
+        "raft+rag@generate",
+        "Django doesn’t allow you to set a field’s value to the user who last edited the object in the admin. [1]",
+        N,
+    ),
+    (
+        "dj-offline-docs",
+        "finetuned",
+        "You can download the Django documentation from the official Django Documentation website.",
+        N,
+    ),
+    (
+        "dj-offline-docs",
+        "raft+rag@generate",
+        "Django documentation is available in the docs directory of each Django tarball release.",
+        Y,
+    ),
+    (
+        "dj-offline-docs",
+        "raft+rag@generate",
+        "These docs are in reST (reStructuredText) format, and each text file corresponds to a Web page on the official Django site.",
+        Y,
+    ),
+    (
+        "dj-offline-docs",
+        "rag@generate",
+        "The documentation is generated from the latest development versions of the Django code.",
+        N,
+    ),
+    ("dj-model-layer", "finetuned", "No, you don't need to use your model/database layer.", Y),
+    (
+        "dj-model-layer",
+        "finetuned",
+        "You can use the model/database layer directly from the API.",
+        N,
+    ),
+    (
+        "dj-model-layer",
+        "raft-random+rag@generate",
+        "You don’t have to use your model/database layer. [1]",
+        Y,
+    ),
+    (
+        "dj-model-layer",
+        "rag+finetuned@generate",
+        "The reason for this is that Django’s database layer is designed to be decoupled from the rest of the framework.",
+        Y,
+    ),
+    ("dj-model-layer", "rag@generate", "Yes, you do have to use your model/database layer.", N),
+    (
+        "dj-customize-admin",
+        "finetuned",
+        "You can customize the functionality of the admin interface by modifying the settings in the admin.html file.",
+        N,
+    ),
+    (
+        "dj-customize-admin",
+        "raft-random+rag@generate",
+        "If you want to piggyback on top of an add/change form that Django automatically generates, you can attach arbitrary JavaScript modules to the page via the model’s class Admin js parameter.",
+        Y,
+    ),
+    (
+        "dj-customize-admin",
+        "raft-random+rag@generate",
+        "That parameter is a list of URLs, as strings, pointing to JavaScript modules that will be included within the admin form via a <script> tag.",
+        Y,
+    ),
+    (
+        "dj-customize-admin",
+        "raft+rag@generate",
+        "The Django admin is powered by Django itself, and its interfaces use Django’s own template system.",
+        N,
+    ),
+    (
+        "dj-security",
+        "finetuned",
+        "If you’ve found a security problem, you’ll want to contact the company’s security team immediately.",
+        N,
+    ),
+    (
+        "dj-security",
+        "raft-random+rag@generate",
+        "If you think you’ve found a security problem with Django, please send a message to security@djangoproject.com.",
+        Y,
+    ),
+    (
+        "dj-security",
+        "raft-random+rag@generate",
+        "This is a private list only open to long-time, highly trusted Django developers, and its archives are not publicly readable.",
+        Y,
+    ),
+    (
+        "dj-security",
+        "raft+rag@generate",
+        "If you think you’ve found a security problem with Django, please don’t post a message on the forum, IRC, or one of the public mailing lists.",
+        Y,
+    ),
+    (
+        "dj-security",
+        "rag+finetuned@generate",
+        "You should not use the admin for security reasons.",
+        N,
+    ),
+    (
+        "dj-get-started",
+        "finetuned",
+        "To get started, you can simply visit the company's official website.",
+        N,
+    ),
+    (
+        "dj-get-started",
+        "raft+rag@generate",
+        "Django is 100% Python, so if you’ve got minimal comfort with Python you’ll probably get a lot more out of Django.",
+        N,
+    ),
+    (
+        "dj-license",
+        "base",
+        "It is licensed under the Apache 2 License 2.0, which means that Django is a derivative of the Django framework, and it is available for commercial use under the terms of the Apache License 2.0.",
+        N,
+    ),
+    (
+        "dj-license",
+        "raft-random+rag@generate",
+        "Django is distributed under a permissive open source license granting broad permissions to modify and redistribute Django.",
+        Y,
+    ),
+    (
+        "dj-license",
+        "raft+rag@generate",
+        "A copy of the Python license is included with Django for compliance with Python’s terms.",
+        N,
+    ),
+    (
+        "dj-context-var",
+        "finetuned",
+        "You can make a variable available to all templates by using the `#variable` tag in your template.",
+        N,
+    ),
+    ("dj-context-var", "raft-random+rag@generate", "Use a RequestContext.", Y),
+    (
+        "dj-context-var",
+        "raft-random+rag@generate",
+        "Details on how to do this are here: Using RequestContext.",
+        Y,
+    ),
+    (
+        "dj-context-var",
+        "raft+rag@generate",
+        "In Django, a template context is a dictionary that contains a dictionary called a template context.",
+        N,
+    ),
+    ("dj-m2m-filter", "finetuned", "The filter is missing the ManyToManyField.", N),
+    (
+        "dj-m2m-filter",
+        "raft-random+rag@generate",
+        "When you search for a post using the filter, you’ll see a list of all the posts that match your criteria. [1]",
+        N,
+    ),
+    (
+        "dj-stable-release",
+        "finetuned",
+        "The stable version is the most widely used and recommended version for most users.",
+        N,
+    ),
+    (
+        "dj-stable-release",
+        "raft-random+rag@generate",
+        "If you’re using code in production, you should be using a stable release.",
+        Y,
+    ),
+    (
+        "dj-stable-release",
+        "raft-random+rag@generate",
+        "The Django project publishes a full stable release every nine months, with bugfix updates in between.",
+        Y,
+    ),
+    (
+        "dj-stable-release",
+        "raft+rag@generate",
+        "Django recommends using the latest stable release of Python.",
+        N,
+    ),
+    (
+        "dj-ignored-patch",
+        "base",
+        "However, I'm unable to assist with your specific request regarding the patch.",
+        N,
+    ),
+    (
+        "dj-ignored-patch",
+        "raft-random+rag@generate",
+        "Django’s ticket system contains hundreds of open tickets, of various degrees of impact on end-user functionality, and Django’s developers have to review and prioritize.",
+        Y,
+    ),
+    (
+        "dj-ignored-patch",
+        "raft-random+rag@generate",
+        "If you’re not satisfied with the patch you’re submitting, we’ll just close the ticket.",
+        N,
+    ),
+    (
+        "dj-mvc",
+        "finetuned",
+        "The Django framework is a MVC (Model-View-Controller) framework, but the name Django is actually a bit misleading.",
+        N,
+    ),
+    (
+        "dj-mvc",
+        "raft-random+rag@generate",
+        "So, in our case, a “view” is the Python callback function for a particular URL, because that callback function describes how the data is presented.",
+        N,
+    ),
+    (
+        "dj-mvc",
+        "raft-random+rag@generate",
+        "The view describes which data is presented, but a view normally delegates to a template, which describes how the data is presented.",
+        Y,
+    ),
+    ("dj-mvc", "rag@generate", "Well, the standard names are debatable.", Y),
+    ("dj-legacy", "base", "No, you cannot use Django with a pre-existing database.", N),
+    (
+        "dj-legacy",
+        "finetuned",
+        "You can use Django with a pre-existing database by using the Django-SQLite3 database.",
+        N,
+    ),
+    ("dj-legacy", "raft+rag@generate", "Yes. See Integrating with a legacy database.", Y),
+    ("dj-legacy", "rag@generate", "The answer is no.", N),
+    (
+        "dj-why-exist",
+        "finetuned",
+        "This project exists to help people find and use the most recent updates from the Google Cloud Platform.",
+        N,
+    ),
+    (
+        "dj-why-exist",
+        "raft-random+rag@generate",
+        "In fall 2003, the World Online developers have consistently been perfectionists when it comes to following best practices of Web development.",
+        N,
+    ),
+    (
+        "dj-why-exist",
+        "raft+rag@generate",
+        "In the fast-paced newsroom, World Online often has only a matter of hours to take a complicated Web application from concept to public launch.",
+        Y,
+    ),
+    (
+        "dj-why-exist",
+        "rag@generate",
+        "It was created by the team of developers at the University of California, Berkeley, and it has since become a popular choice for web development.",
+        N,
+    ),
+]
+
+
+# Tenth batch (2026-12-08): the SQLite FAQ evaluation's questions (base and RAG answers).
+MODEL_CLAIMS[10] = [
+    (
+        "sq-zero-primary-key",
+        "base",
+        "The primary key in SQLite is a single character that is used to uniquely identify each row.",
+        N,
+    ),
+    (
+        "sq-zero-primary-key",
+        "rag@generate",
+        "SQLite allows you to insert a string into a database column of type integer, but it does not allow you to use '0' and '0.0' as the primary key on two different rows of the same table.",
+        N,
+    ),
+    (
+        "sq-zero-primary-key",
+        "rag@generate",
+        "The reason is that the primary key of a PRIMARY KEY is not a single-quote character, but rather a single-quote character that is used to indicate that the column is a PRIMARY KEY.",
+        N,
+    ),
+    (
+        "sq-schema-error",
+        "base",
+        "An SQLITE_SCHEMA error is a SQL injection vulnerability that occurs when a user attempts to access a table defined in a SQLite database using a user-supplied input.",
+        N,
+    ),
+    (
+        "sq-schema-error",
+        "base",
+        "This can lead to a denial-of-service attack, where the user is able to access sensitive data.",
+        N,
+    ),
+    (
+        "sq-schema-error",
+        "rag@generate",
+        "The SQL_SNAPSHELL_ERROR_SNAPSHELL_DENIAC error is a SQL_SNAPSHELL_ERROR_SNAPSHELL_DENIAC error that occurs when a database is not able to execute a SELECT statement.",
+        N,
+    ),
+    (
+        "sq-alter-table",
+        "base",
+        "To add, delete, or rename columns in SQLite, you can use the `CREATE_FULL_TABLE` function.",
+        N,
+    ),
+    (
+        "sq-alter-table",
+        "base",
+        "This function allows you to create a full table with all columns.",
+        N,
+    ),
+    ("sq-alter-table", "base", "You can also use `ALTER TABLE table_name` to modify a table.", Y),
+    (
+        "sq-alter-table",
+        "rag@generate",
+        "You can use the `ALTER TABLE` statement to add a new column to an existing table.",
+        Y,
+    ),
+    (
+        "sq-alter-table",
+        "rag@generate",
+        "You can use the `ALTER TABLE` statement to create a new table with a new column.",
+        N,
+    ),
+    (
+        "sq-insert-slow",
+        "base",
+        "This is a classic example of a performance bottleneck in a database system.",
+        N,
+    ),
+    (
+        "sq-insert-slow",
+        "base",
+        "The system is designed to handle a large number of INSERT operations per second, but it's actually quite slow.",
+        N,
+    ),
+    (
+        "sq-insert-slow",
+        "rag@generate",
+        "INSERT is really slow - I can only do few dozen INSERTs per second",
+        N,
+    ),
+    ("sq-threadsafe", "rag@generate", "No.", N),
+    ("sq-threadsafe", "rag@generate", "SQLite is not threadsafe.", N),
+    (
+        "sq-autoincrement",
+        "base",
+        "To create an auto-incrementing field in a Python function, you can use the `AUTOINCREMENT` function from the `functools` module.",
+        N,
+    ),
+    (
+        "sq-autoincrement",
+        "rag@generate",
+        "To create an AUTOINCREMENT field in SQLite, you need to use the `CREATE TABLE (name,seq)` syntax.",
+        N,
+    ),
+    (
+        "sq-autoincrement",
+        "rag@generate",
+        "This is a bit different from MySQL, as it does not use the `CREATE TABLE` statement.",
+        N,
+    ),
+    (
+        "sq-autoincrement",
+        "rag@generate",
+        "Instead, you use the `CREATE TABLE (name,seq)` syntax to create a new table with the specified name and a single integer primary key.",
+        N,
+    ),
+    ("sq-size-limits", "base", "Yes, there are several limitations to SQLite databases.", Y),
+    (
+        "sq-size-limits",
+        "base",
+        "One of the main limitations is that it is a cross-platform database, which means that it can be used on any platform that supports SQL.",
+        N,
+    ),
+    ("sq-size-limits", "base", "This includes Windows, Linux, macOS, and Android.", N),
+    (
+        "sq-size-limits",
+        "rag@generate",
+        "No, there are no known size limits to SQLite databases.",
+        N,
+    ),
+    (
+        "sq-omit-options",
+        "base",
+        "The compiler error occurs when you use the SQLITE_OMIT_MEMORY_OFFSET_BITS_128 option when building SQLite.",
+        N,
+    ),
+    (
+        "sq-omit-options",
+        "base",
+        "This option is used to optimize the memory usage of the database.",
+        N,
+    ),
+    ("sq-omit-options", "base", "It is not available in the default SQLite implementation.", N),
+    (
+        "sq-omit-options",
+        "rag@generate",
+        "The SQLite amalgamation is not compatible with the C++ standard.",
+        N,
+    ),
+    (
+        "sq-corrupt",
+        "base",
+        "An SQLITE_CORRUPT error is a SQLI error that occurs when a user attempts to execute a SQL command that is malformed.",
+        N,
+    ),
+    (
+        "sq-corrupt",
+        "base",
+        "This can happen when a user attempts to execute a command that is not supported by the SQLite3 database.",
+        N,
+    ),
+    (
+        "sq-corrupt",
+        "rag@generate",
+        "The SQLITE_CORRUPT error is an error that occurs when a database is full, and the database is malformed.",
+        N,
+    ),
+    (
+        "sq-corrupt",
+        "rag@generate",
+        "This error is caused by a buffer overflow in the sqlite3 module.",
+        N,
+    ),
+    (
+        "sq-recover-deleted",
+        "base",
+        "To recover deleted data from your SQLite database, you can use the `sqlite3` module in Python.",
+        N,
+    ),
+    (
+        "sq-recover-deleted",
+        "base",
+        "This module provides a way to create, read, and delete tables in a database.",
+        N,
+    ),
+    (
+        "sq-recover-deleted",
+        "rag@generate",
+        'You can use the "recovery.html" command to recover the information from your backup.',
+        N,
+    ),
+    (
+        "sq-railroad",
+        "base",
+        "The syntax diagrams generated for SQLite are based on the SQLite3 module.",
+        N,
+    ),
+    (
+        "sq-railroad",
+        "base",
+        "They are a type of SQLite3-based database design tool that allows users to create, modify, and query SQLite databases.",
+        N,
+    ),
+    (
+        "sq-railroad",
+        "rag@generate",
+        'The syntax diagrams (a.k.a. "railroad" diagrams) for SQLite are generated by the SQLite3 module.',
+        N,
+    ),
+    (
+        "sq-eccn",
+        "base",
+        "The Export Control Classification Number (ECCN) for SQLite is 2020-01-01.",
+        N,
+    ),
+    (
+        "sq-eccn",
+        "rag@generate",
+        "The Export Control Classification Number (ECCN) for SQLite is 1234.",
+        N,
+    ),
+    (
+        "sq-string-in-integer",
+        "base",
+        "You're right, SQLite allows you to insert a string into a database column of type integer, which is a common feature of many database systems.",
+        N,
+    ),
+    (
+        "sq-where-double-quotes",
+        "base",
+        'The WHERE clause expression column1="column1" is not a valid column name in the table.',
+        N,
+    ),
+    (
+        "sq-where-double-quotes",
+        "base",
+        'You can use the `SELECT` statement to get the rows where the column is "column1" instead of the rows where the column is "column1".',
+        N,
+    ),
+    (
+        "sq-list-tables",
+        "base",
+        "To list all tables/indices contained in an SQLite database, you can use the `SELECT` statement with the `COUNT(*)` function.",
+        N,
+    ),
+    ("sq-list-tables", "base", "This will return all columns of table1.", N),
+    ("sq-list-tables", "rag@generate", "The maximum size of a VARCHAR in SQLite is 1024 bytes.", N),
+    ("sq-vacuum", "base", "This is a classic example of a data breach.", N),
+    (
+        "sq-vacuum",
+        "base",
+        "The company has a reputation for being meticulous about data security, and they've been known to intentionally delete large amounts of data without proper clearance.",
+        N,
+    ),
+    ("sq-vacuum", "rag@generate", "No.", Y),
+    (
+        "sq-vacuum",
+        "rag@generate",
+        "The VACUUM command rebuilds the database file, reclaims the space, and reduces the size of the database file.",
+        Y,
+    ),
+    ("sq-vacuum", "rag@generate", "This is a normal process that is not a bug.", Y),
+    (
+        "sq-foreign-keys",
+        "base",
+        "In SQL, foreign keys are used to create composite relationships between tables.",
+        N,
+    ),
+    ("sq-foreign-keys", "rag@generate", "No, SQLite does not support foreign keys.", N),
+    ("sq-blob", "base", "BLOB is a type of file that is not supported by SQLite.", N),
+    ("sq-blob", "rag@generate", "No, SQLite does not support a BLOB type.", N),
+    ("sq-column-name", "base", "This is a bug in the SQL Server 2019.", N),
+    (
+        "sq-column-name",
+        "base",
+        "The SQL Server 2020 and later versions have a bug that prevents the column name from being returned.",
+        N,
+    ),
+    ("sq-compiler-warnings", "base", "No, this is not a problem.", Y),
+    (
+        "sq-compiler-warnings",
+        "rag@generate",
+        "The SQLite_CORRUPT error is a result of a compilation error that occurs when a SQLite server is unable to compile a SQLite server.",
+        N,
+    ),
+    (
+        "sq-compiler-warnings",
+        "rag@generate",
+        "This error is caused by a compilation error that is not a compilation error.",
+        N,
+    ),
+    ("sq-unicode-case", "base", 'The company\'s own term is "system."', N),
+    (
+        "sq-unicode-case",
+        "rag@generate",
+        "The SQLite source code does not support full Unicode case folding.",
+        N,
+    ),
+    ("sq-varchar", "base", "The maximum size of a VARCHAR in SQLite is 100000.", N),
+    ("sq-varchar", "rag@generate", "The maximum size of a VARCHAR in SQLite is 512 bytes.", N),
+    (
+        "sq-single-quote",
+        "base",
+        "To use a string literal that contains an embedded single-quote (') character, you need to escape the single quote by using the `'` escape character.",
+        Y,
+    ),
+    (
+        "sq-unique-null",
+        "base",
+        "The SQL standard does not require a UNIQUE constraint to enforce NULL values, but SQLite does.",
+        N,
+    ),
+    (
+        "sq-royalties",
+        "base",
+        "No, you cannot use SQLite in your commercial product without paying royalties.",
+        N,
+    ),
+]
+
+
+def model_pair(
+    batch: int, pid: str, strategy: str, claim: str, supported: bool, heldout: set[str]
+) -> dict:
+    """The row of a claim taken from a model's answer."""
+    return {
+        "claim": claim,
+        "passages": [PASSAGES[pid][1][0]],
+        "contexts": [PASSAGES[pid][1][1]],
+        "passage_ids": [pid],
+        "supported": supported,
+        "kind": "model-answer",
+        "corpus": PASSAGES[pid][0],
+        "split": "heldout" if pid in heldout else "train",
+        "batch": batch,
+        "strategy": strategy,
+    }
 
 
 def main() -> None:
@@ -2219,7 +3457,15 @@ def main() -> None:
     # given per batch, the third one having been scored before any change it could inform.
     firsts = [
         order.index(pid)
-        for pid in ("dj-save-user", "e810", "e101", "e520", "about", "spec-performance")
+        for pid in (
+            "dj-save-user",
+            "e810",
+            "e101",
+            "e520",
+            "about",
+            "spec-performance",
+            "spec-connectivity",
+        )
     ]
     rows = []
     for ids, claim, supported, kind in CLAIMS:
@@ -2238,6 +3484,8 @@ def main() -> None:
                 "batch": batch,
             }
         )
+    for batch, claims in MODEL_CLAIMS.items():
+        rows += [model_pair(batch, *c, heldout) for c in claims]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"

@@ -206,7 +206,7 @@ _NUMBER_WORDS = {
             "twenty",
         ]
     )
-}
+} | {"dozen": "12"}
 _PUNCT = str.maketrans(dict.fromkeys(string.punctuation, " "))
 
 
@@ -262,7 +262,11 @@ def content_words(text: str) -> list[str]:
     return words
 
 
-_CODE = re.compile(r"(?<![\w-])[A-Za-z]{1,5}(?:-[A-Za-z]{1,5})*-?\d+[A-Za-z0-9]*(?![\w])")
+_CODE = re.compile(
+    r"(?<![\w-])[A-Za-z]{1,5}(?:-[A-Za-z]{1,5})*-?\d+[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?![\w])"
+)
+# The head of a code with more after its number: NW-DOC-AR7 of NW-DOC-AR7-PM, AR7 of ar7-spec.
+_CODE_HEAD = re.compile(r"[a-z]{1,5}(?:-[a-z]{1,5})*-?\d+[a-z0-9]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CODE_KIND = re.compile(r"[a-z]+(?:-[a-z]+)*-?")  # the letters that open a (lower-cased) code
 # A setting or argument with its value names one exact choice: null=True is not null=False.
@@ -278,7 +282,9 @@ def key_terms(text: str) -> set[str]:
 
     These decide whether a claim is supported in technical text: a passage with the right
     words and another code does not support it. Codes (letters then digits: ``E-214``,
-    ``CD-2``, ``AR7``) and settings with their value (``null=True``) stay whole; other
+    ``CD-2``, ``AR7``) and settings with their value (``null=True``) stay whole, and a code
+    with more after its number also counts as its head (``NW-DOC-AR7-PM``: ``nw-doc-ar7``,
+    so that ``AR7-spec`` is about the AR7); other
     numbers count alone (``20-80 %`` holds 20 and 80,
     ``36-month`` holds 36, ``2,000`` is 2000); number words count as their digits; so do
     identifiers (``is_staff``, ``ManyToManyField``, ``RESUME``).
@@ -290,7 +296,8 @@ def key_terms(text: str) -> set[str]:
     lowered = text.lower()
     terms = {m.group() for m in _ASSIGNMENT.finditer(lowered)}
     lowered = _ASSIGNMENT.sub(" ", lowered)
-    terms |= {m.group() for m in _CODE.finditer(lowered)}
+    codes = {m.group() for m in _CODE.finditer(lowered)}
+    terms |= codes | {_CODE_HEAD.match(c).group() for c in codes}  # type: ignore[union-attr]
     terms |= {m.group().lower() for m in _IDENTIFIER.finditer(text)}
     rest = _CODE.sub(" ", lowered)
     terms |= {m.group().replace(",", "") for m in _NUMBER.finditer(rest)}
