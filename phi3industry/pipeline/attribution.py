@@ -475,6 +475,22 @@ def _stems(words: set[str]) -> set[str]:
     return {w[:5] for w in words}
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _clause_words(
+    text: str, source: bool
+) -> tuple[tuple[frozenset[str], frozenset[str], bool], ...]:
+    """Per clause of ``text``: its key terms, its content words, and whether it is a row.
+
+    A source's clauses end at ";" and conjunctions, a claim's at commas too. Cached: the
+    same spans come back for every claim of every answer.
+    """
+    pattern = _SOURCE_CLAUSE if source else _BINDING
+    return tuple(
+        (frozenset(key_terms(c)), frozenset(content_words(c)), "|" in c)
+        for c in pattern.split(text)
+    )
+
+
 def unbound(text: str, keys: set[str], spans: Sequence[_Span]) -> bool:
     """Whether a figure of the claim is, in the spans, only in clauses about other things.
 
@@ -488,18 +504,15 @@ def unbound(text: str, keys: set[str], spans: Sequence[_Span]) -> bool:
     if not figures:
         return False
     context: set[str] = set().union(*(s.context for s in spans))
+    claim = _clause_words(text, source=False)
+    source = [c for s in spans for c in _clause_words(s.text, source=True)]
     for figure in figures:
-        own = _stems(
-            set().union(
-                *(set(content_words(c)) for c in _BINDING.split(text) if figure in key_terms(c))
-            )
-            - context
-        )
-        clauses = [c for s in spans for c in _SOURCE_CLAUSE.split(s.text) if figure in key_terms(c)]
-        if any("|" in c for c in clauses):
+        own = _stems(set().union(*(w for k, w, _ in claim if figure in k)) - context)
+        holding = [(w, row) for k, w, row in source if figure in k]
+        if not own or any(row for _, row in holding):
             continue  # a table row binds its figures by its columns
-        holding = [h for h in (_stems(set(content_words(c))) for c in clauses) if h]
-        if own and holding and not any(h & own for h in holding):
+        stems = [_stems(set(w)) for w, _ in holding if w]
+        if stems and not any(h & own for h in stems):
             return True
     return False
 
@@ -512,9 +525,9 @@ def _says_part(claim: _Claim, span: _Span) -> bool:
     """
     if _recall(claim.words, span.words) >= _MIN_SHARE:
         return True
-    clauses = [set(content_words(c)) for c in _BINDING.split(claim.text)]
     return any(
-        len(c) >= _MIN_CLAUSE_WORDS and _recall(c, span.words) >= 2 * _MIN_SHARE for c in clauses
+        len(words) >= _MIN_CLAUSE_WORDS and _recall(set(words), span.words) >= 2 * _MIN_SHARE
+        for _, words, _ in _clause_words(claim.text, source=False)
     )
 
 
