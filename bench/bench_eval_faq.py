@@ -30,7 +30,9 @@ Everything lands in --output (default bench-out/{corpus}-eval: report.md, report
 metrics.png, latency.png, and eval.yaml, the same run as ``phi3industry eval --config``); a
 second run reuses the index, the adapters and every finished strategy. With --results the
 report is also copied to bench/results/eval-{corpus}.{md,json} and the chart to
-bench/results/eval-{corpus}-metrics.png.
+bench/results/eval-{corpus}-metrics.png (eval-{corpus}-min-support-{action}.* with
+--min-support: the answer policy; e.g. --min-support 0.5 --low-support extract quotes the
+sources instead of a written answer with fewer than half of its claims supported).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from pathlib import Path
 
 from phi3industry.evaluation import EvalConfig, run_eval
 from phi3industry.pipeline import PipelineConfig
+from phi3industry.pipeline.config import LOW_SUPPORT_ACTIONS
 from phi3industry.retrieval import Retriever
 from phi3industry.tuning import TunerConfig
 
@@ -171,6 +174,8 @@ def build_config(args: argparse.Namespace, out: Path) -> EvalConfig:
             k=3,
             context_tokens=768,
             max_new_tokens=args.max_new_tokens,
+            min_support=args.min_support,
+            low_support=args.low_support,
         ),
         tuner=TunerConfig(
             max_steps=2 if args.smoke else args.steps,
@@ -199,6 +204,15 @@ def main() -> None:
     parser.add_argument(
         "--strategies", help="comma-separated subset (default: every strategy of the corpus)"
     )
+    parser.add_argument(
+        "--min-support", type=float, help="the answer policy's threshold (default: none)"
+    )
+    parser.add_argument(
+        "--low-support",
+        choices=LOW_SUPPORT_ACTIONS,
+        default="flag",
+        help="below --min-support: flag, abstain, or quote the sources instead (extract)",
+    )
     parser.add_argument("--results", action="store_true", help="copy the report to bench/results")
     args = parser.parse_args()
 
@@ -220,10 +234,13 @@ def main() -> None:
     print(f"\n{report.table()}\n\nTotal {minutes:.1f} min; report in {out / 'report.md'}")
     if args.results:
         RESULTS.mkdir(exist_ok=True)
+        name = f"eval-{args.corpus}"
+        if args.min_support is not None:
+            name += f"-min-support-{args.low_support}"
         for src, dst in (
-            ("report.md", f"eval-{args.corpus}.md"),
-            ("report.json", f"eval-{args.corpus}.json"),
-            ("metrics.png", f"eval-{args.corpus}-metrics.png"),
+            ("report.md", f"{name}.md"),
+            ("report.json", f"{name}.json"),
+            ("metrics.png", f"{name}-metrics.png"),
         ):
             shutil.copyfile(out / src, RESULTS / dst)
 

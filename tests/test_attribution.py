@@ -208,7 +208,7 @@ def test_a_bound_is_not_a_negation_and_a_negation_reaches_its_clause_only(
     denied = "Quiet mode mutes the beeper; the status ring is not switched off."
     said = "Quiet mode mutes the beeper; the status ring is switched off."
     # (it lowers the score; with every other word shared it does not refuse support alone:
-    # docs/grounding.md, "What it misses")
+    # docs/grounding.md, "What is still missed")
     assert attributor.score(claim, [denied]) < attributor.score(claim, [said]) - 0.1
 
 
@@ -439,7 +439,7 @@ def test_calibrated_attribution_on_the_batches_written_after_the_fit(
     wrongly_supported = sum(p and not t for p, t in zip(predicted, truth, strict=True))
     # accuracy 0.806; 9 of the 59 wrong claims pass, most of them the source's own words
     # with the negation flipped ("No, SQLite does not support foreign keys"):
-    # docs/grounding.md, "What it misses"
+    # docs/grounding.md, "What is still missed"
     assert right / len(later) >= 0.78, (right, len(later))
     assert wrongly_supported <= 0.2 * (len(truth) - sum(truth)), wrongly_supported
 
@@ -519,6 +519,44 @@ def test_the_wrong_rows_claim_is_flagged_not_cited(pipe: Pipeline) -> None:
     assert abstained.abstained and abstained.text == pipe.config.abstain_message
 
 
+def test_an_answer_below_min_support_can_be_replaced_by_a_quote(
+    pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    question, wrong = "What does error E-214 mean?", "E-214 means the safety lidar was lost."
+    quoted = _answer(pipe, question, wrong, min_support=0.5, low_support="extract")
+    assert quoted.quoted_instead and quoted.flagged and quoted.mode == "extract"
+    assert quoted.text != wrong and "E-214" in quoted.text  # E-214's own row, quoted
+    assert quoted.grounded == 1.0 and quoted.finish_reason == "stop"
+    assert [c.source.rsplit("/", 1)[-1] for c in quoted.citations] == ["error-codes.csv"]
+    assert "quoted from the sources instead" in quoted.format()
+    assert quoted.to_dict()["quoted_instead"] is True
+    # a supported answer is kept as the model wrote it
+    right = "E-214 means the drive motor is over temperature."
+    kept = _answer(pipe, question, right, min_support=0.5, low_support="extract")
+    assert kept.text == right and kept.mode == "generate" and not kept.quoted_instead
+    # an answer that asserts nothing has no support either
+    empty = _answer(pipe, question, "The answer is:", min_support=0.5, low_support="extract")
+    assert empty.quoted_instead and empty.grounded == 1.0 and empty.citations
+    # streamed, the text may be replaced, so it comes whole: the deltas are the quote
+    monkeypatch.setattr(
+        pipe.generator,
+        "stream",
+        lambda messages, **kw: iter(
+            [GenerationChunk("", generation=Generation(wrong, "stop", 9, 7))]
+        ),
+    )
+    monkeypatch.setattr(
+        pipe.generator, "generate", lambda messages, **kw: Generation(wrong, "stop", 9, 7)
+    )
+    import dataclasses
+
+    policy = dataclasses.replace(pipe.config, min_support=0.5, low_support="extract")
+    streaming = Pipeline(retriever=pipe.retriever, model=pipe.generator, config=policy)
+    chunks = list(streaming.stream(question))
+    assert "".join(c.text for c in chunks[:-1]) == quoted.text
+    assert chunks[-1].last and chunks[-1].grounded == 1.0 and chunks[-1].citations
+
+
 def test_a_model_marker_is_kept_only_when_its_source_supports_it(pipe: Pipeline) -> None:
     answer = _answer(
         pipe,
@@ -590,7 +628,7 @@ def test_answer_modes_resolve_per_model() -> None:
     [
         ({"answer_mode": "quote"}, "answer_mode must be one of auto, generate, extract"),
         ({"min_support": 1.5}, "min_support must be between 0 and 1"),
-        ({"low_support": "drop"}, "low_support must be one of flag, abstain"),
+        ({"low_support": "drop"}, "low_support must be one of flag, abstain, extract"),
         ({"min_support": 0.5, "attribution": False}, "min_support needs attribution"),
     ],
 )

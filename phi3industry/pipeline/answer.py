@@ -46,8 +46,12 @@ class Answer:
         adapter: The adapter that generated the answer (None for the base model).
         claims: The answer's claims, each with the quotes of the sources that support it.
         grounded: The share of claims that are supported (None without claims or sources).
-        flagged: True when ``grounded`` is below the pipeline's ``min_support``.
+        flagged: True when ``grounded`` is below the pipeline's ``min_support``, or the
+            answer holds no claim while ``min_support`` is set.
         mode: How the text was made: ``generate`` (by the model) or ``extract`` (quoted).
+        quoted_instead: True when the model's answer was below ``min_support`` and was
+            replaced by a quote of the sources (``low_support="extract"``); ``claims`` and
+            ``grounded`` are then the quote's.
     """
 
     text: str
@@ -65,6 +69,7 @@ class Answer:
     grounded: float | None = None
     flagged: bool = False
     mode: str = "generate"
+    quoted_instead: bool = False
 
     @property
     def unsupported_markers(self) -> list[int]:
@@ -98,6 +103,7 @@ class Answer:
             "flagged": self.flagged,
             "unsupported_markers": self.unsupported_markers,
             "mode": self.mode,
+            "quoted_instead": self.quoted_instead,
         }
 
     def cited_text(self) -> str:
@@ -131,7 +137,9 @@ class Answer:
     def format(self) -> str:
         """The answer with ``[n]`` after each supported claim, then the sources and their quotes."""
         lines = [self.cited_text()]
-        if self.flagged:
+        if self.quoted_instead:
+            lines.append("(the written answer had low support: quoted from the sources instead)")
+        elif self.flagged:
             supported = sum(c.supported for c in self.claims)
             lines.append(f"(low support: {supported} of {len(self.claims)} claims supported)")
         if self.citations:

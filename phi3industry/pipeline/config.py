@@ -33,8 +33,10 @@ ANSWER_MODES = ("auto", "generate", "extract")
 #: The mode that measured best for a model (docs/evaluation.md): ``auto`` resolves to it, and
 #: to ``generate`` for models not measured here.
 MEASURED_ANSWER_MODES = {"smollm2-135m-instruct": "extract"}
-#: What happens to an answer whose share of supported claims is below ``min_support``.
-LOW_SUPPORT_ACTIONS = ("flag", "abstain")
+#: What happens to an answer whose share of supported claims is below ``min_support``: it is
+#: flagged, replaced by the abstain message, or replaced by the quote of the sources that
+#: best answers the question (``extract``).
+LOW_SUPPORT_ACTIONS = ("flag", "abstain", "extract")
 
 _SERVER_SETTINGS = (
     "host",
@@ -232,14 +234,17 @@ class PipelineConfig(ConfigBase):
         default=None,
         metadata={
             "help": "Answers whose share of supported claims is below this are flagged, or "
-            "replaced by abstain_message (low_support). None: no check."
+            "replaced by abstain_message or by a quote of the sources (low_support). None: "
+            "no check."
         },
     )
     low_support: str = field(
         default="flag",
         metadata={
-            "help": "Below min_support: 'flag' the answer, or 'abstain' (answer "
-            "abstain_message; a streamed answer is then sent whole, at the end)."
+            "help": "Below min_support: 'flag' the answer, 'abstain' (answer "
+            "abstain_message), or 'extract' (answer with the quote of the sources that best "
+            "answers the question, as answer_mode='extract' would; both send a streamed "
+            "answer whole, at the end)."
         },
     )
     dtype: str = field(

@@ -609,7 +609,7 @@ class Pipeline(Runnable[Any, Answer]):
             usage, reason = gen.usage, gen.finish_reason
         claims: list[Claim] = []
         grounded: float | None = None
-        flagged = False
+        flagged = quoted = False
         abstained = gen is None
         attributes = self.config.attribution and self.attributor is not None
         if gen is not None and state.sources and attributes:
@@ -619,10 +619,16 @@ class Pipeline(Runnable[Any, Answer]):
             grounded = grounded_share(claims)
             timings["attribute"] = time.perf_counter() - t0
             low = self.config.min_support
-            if low is not None and grounded is not None and grounded < low:
+            # an answer that asserts nothing checkable ("The answer is:") has no support either
+            if low is not None and (grounded is None or grounded < low):
                 flagged = True
                 if self.config.low_support == "abstain":
                     text, claims, abstained = self.config.abstain_message, [], True
+                elif self.config.low_support == "extract" and not self.uses_extraction(state):
+                    # the written answer is replaced by the quote that best answers the question
+                    text, reason, quoted = self._extract(state).text, "stop", True
+                    claims = self.attributor.attribute(text, state.sources)
+                    grounded = grounded_share(claims)
         if attributes and state.retrieves:
             numbers = list(dict.fromkeys(n for c in claims for n in c.sources))
         else:  # no attribution: the model's own markers are all there is
@@ -655,7 +661,10 @@ class Pipeline(Runnable[Any, Answer]):
             claims=claims,
             grounded=grounded,
             flagged=flagged,
-            mode="extract" if self.uses_extraction(state) and gen is not None else "generate",
+            quoted_instead=quoted,
+            mode="extract"
+            if quoted or (self.uses_extraction(state) and gen is not None)
+            else "generate",
         )
 
     def stream_state(self, state: ChainState) -> Iterator[AnswerChunk]:
@@ -664,7 +673,7 @@ class Pipeline(Runnable[Any, Answer]):
         The deltas add up to the answer's text exactly: leading and trailing white space is
         held back, as ``invoke`` strips it.
         """
-        buffered = self.config.min_support is not None and self.config.low_support == "abstain"
+        buffered = self.config.min_support is not None and self.config.low_support != "flag"
         if self.abstains(state) or self.uses_extraction(state) or buffered:
             # One piece: nothing to stream (abstaining, quoting), or the text may be replaced.
             answer = self.answer_state(state)
@@ -695,7 +704,7 @@ class Pipeline(Runnable[Any, Answer]):
         """Async :meth:`stream_state` for an async generator (an engine): same chunks."""
         gen_ = self.generator
         assert isinstance(gen_, AsyncGenerator)
-        buffered = self.config.min_support is not None and self.config.low_support == "abstain"
+        buffered = self.config.min_support is not None and self.config.low_support != "flag"
         if self.abstains(state) or self.uses_extraction(state) or buffered:
             answer = await self.aanswer_state(state)
             yield AnswerChunk.delta(answer.text, strategy=state.strategy, question=state.question)

@@ -83,6 +83,7 @@ def _answer_fields(answer: Answer) -> dict[str, Any]:
         "claims": [claim.to_dict() for claim in answer.claims],
         "grounded": answer.grounded,
         "flagged": answer.flagged,
+        "quoted_instead": answer.quoted_instead,
         "unsupported_markers": answer.unsupported_markers,
         "answer_mode": answer.mode,
         "context": [_hit_dict(h, i) for i, h in enumerate(answer.sources, 1)],
