@@ -472,7 +472,8 @@ def _paragraphs(text: str, context_keys: set[str]) -> list[_Paragraph]:
 
 
 def _stems(words: set[str]) -> set[str]:
-    return {w[:5] for w in words}
+    """Words cut to their first letters: the forms of a word meet (brake, braking)."""
+    return {w[:_PREFIX] for w in words}
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
@@ -509,7 +510,9 @@ def unbound(text: str, keys: set[str], spans: Sequence[_Span]) -> bool:
     for figure in figures:
         own = _stems(set().union(*(w for k, w, _ in claim if figure in k)) - context)
         holding = [(w, row) for k, w, row in source if figure in k]
-        if not own or any(row for _, row in holding):
+        if not own:
+            continue  # the claim says nothing about the figure beyond its topic
+        if any(row for _, row in holding):
             continue  # a table row binds its figures by its columns
         stems = [_stems(set(w)) for w, _ in holding if w]
         if stems and not any(h & own for h in stems):
