@@ -3431,6 +3431,336 @@ MODEL_CLAIMS[10] = [
     ),
 ]
 
+# Eleventh batch (2026-12-08): the bundled model's answers (base and RAG) to questions about the
+# sample knowledge base. Every section they ask about is already a passage above.
+MODEL_CLAIMS[11] = [
+    ("loading", "base", "The maximum payload of the AR7 robot is 1000 pounds.", N),
+    ("loading", "rag@generate", "The maximum payload of the AR7 robot is 450 kg.", Y),
+    (
+        "e214",
+        "base",
+        "E-214 is a type of error code that indicates a failure in a system's error handling mechanism.",
+        N,
+    ),
+    (
+        "e214",
+        "base",
+        "It is a non-zero value that is often used to indicate a failure in a system's error handling mechanism.",
+        N,
+    ),
+    (
+        "e214",
+        "rag@generate",
+        "The error code E-214 indicates a failure of the safety lidar communication system (SLCS) to transmit lidar data to the robot's lidar system.",
+        N,
+    ),
+    (
+        "e214",
+        "rag@generate",
+        "This is a critical safety feature of the robot's lidar system, which is designed to detect and respond to any potential hazards.",
+        N,
+    ),
+    (
+        "e214",
+        "rag@generate",
+        "The error code E-214 is a warning signal that indicates a malfunctioning or malfunctioning system.",
+        N,
+    ),
+    (
+        "unused",
+        "base",
+        "The restocking fee applies when returning an unused product, which is a product that has been sold and is no longer available to the customer.",
+        N,
+    ),
+    # The question restated, with no fee: not an answer the passage backs.
+    ("unused", "rag@generate", "The restocking fee applies when returning an unused product.", N),
+    (
+        "unused",
+        "base",
+        "The restocking fee for returning an unused product is 10% of the total purchase price.",
+        N,
+    ),
+    (
+        "unused",
+        "rag@generate",
+        "The restocking fee for returning an unused product is 15% of the purchase price.",
+        Y,
+    ),
+    (
+        "dock-maint",
+        "base",
+        "The company recommends that the CD-2 dock's contact pads be cleaned every 12 months.",
+        N,
+    ),
+    # Every two weeks is for the contact pads, not the docks "themselves".
+    (
+        "dock-maint",
+        "rag@generate",
+        "The CD-2 docks themselves are designed to be cleaned every two weeks.",
+        N,
+    ),
+    (
+        "dock-maint",
+        "rag@generate",
+        "The contact pads are designed to be cleaned with isopropyl alcohol, one worn pad set replaced, and the dock moved 4 m away from the cutting station.",
+        N,
+    ),
+    (
+        "shared-zones",
+        "base",
+        "The speed limit for robots in shared zones is 150 meters per hour.",
+        N,
+    ),
+    ("shared-zones", "rag@generate", "The speed limit for robots in shared zones is 2.0 m/s.", N),
+    (
+        "dock-spec",
+        "base",
+        "A CD-2 charging dock typically requires a CD-2 charging device, which is a specialized device designed to charge a CD-2 device.",
+        N,
+    ),
+    (
+        "dock-spec",
+        "rag@generate",
+        "A CD-2 charging dock needs a DC power supply to charge the batteries.",
+        N,
+    ),
+    (
+        "pm-schedule",
+        "base",
+        "The AR7's drive wheel treads should be inspected every 12 months, as the tire is designed to be inspected every 12 months.",
+        N,
+    ),
+    (
+        "pm-schedule",
+        "rag@generate",
+        "The policy does not require a warranty, but it does not cover wear parts (bumper strips, wheel treads), damage from overloading beyond 450 kg, use outside the operating conditions, or repairs by anyone other than a Level 2 certified technician.",
+        N,
+    ),
+    # The version is in the passage's section heading, as in the hand-written 4.2.1 claims.
+    (
+        "fixes-421",
+        "rag@generate",
+        "The fix to the false E-618 localization warnings was RunnerOS 4.2.1.",
+        Y,
+    ),
+    (
+        "ticket-20931",
+        "base",
+        "The support ticket NW-T-20931 was resolved to a refund of $100.",
+        N,
+    ),
+    (
+        "ticket-20931",
+        "rag@generate",
+        "The Northwind Robotics Support Team responded to the ticket with a refund of $100.",
+        N,
+    ),
+    (
+        "dock-led",
+        "base",
+        "A pulsing blue LED on the CD-2 dock refers to a type of LED that is designed to produce a blue light, typically in the blue-violet spectrum, which is often used in consumer electronics and medical devices.",
+        N,
+    ),
+    (
+        "dock-led",
+        "rag@generate",
+        "A pulsing blue LED on the CD-2 dock means that the robot is charging.",
+        Y,
+    ),
+    (
+        "incidents",
+        "base",
+        "A robot collision or near miss can be reported to the police within 15 minutes of the incident.",
+        N,
+    ),
+    ("incidents", "rag@generate", "The answer is: 24 hours.", Y),
+    (
+        "modes",
+        "base",
+        "The maximum jog speed when driving the AR7 with the operator pendant is 100 km/h.",
+        N,
+    ),
+    (
+        "modes",
+        "rag@generate",
+        "The maximum jog speed when driving the AR7 with the operator pendant is 2.0 m/s.",
+        N,
+    ),
+    ("support", "base", "Premium supports support for 24 hours, 1 day, and 1 week.", N),
+    ("support", "rag@generate", "The policy is not available for purchase.", N),
+    (
+        "e102",
+        "base",
+        "The operator should immediately investigate the cause of the error and take corrective action to prevent similar errors in the future.",
+        N,
+    ),
+    # The row says to power-cycle first and contact support only if the error returns.
+    (
+        "e102",
+        "rag@generate",
+        "The operator should contact the manufacturer of the robot to report the error and request a repair.",
+        N,
+    ),
+    (
+        "e330",
+        "base",
+        "A 330 error is a type of error that occurs when a machine or a system is unable to perform its intended function due to a malfunction or malfunctioning.",
+        N,
+    ),
+    (
+        "e330",
+        "rag@generate",
+        "The error E-330 refers to a battery imbalance that occurs when a robot's battery is too high.",
+        N,
+    ),
+    (
+        "e330",
+        "rag@generate",
+        "This can happen when the robot is not properly charged, which can be caused by a malfunctioning battery pack, a faulty battery management system (BMS), or a malfunctioning battery pack itself.",
+        N,
+    ),
+    (
+        "spec-battery",
+        "base",
+        "The AR7 battery is designed to last 80% of the battery life, so to answer your question, it takes approximately 8 hours to charge the AR7 battery to 80% capacity.",
+        N,
+    ),
+    ("spec-battery", "rag@generate", "The answer is: 2.88 hours", N),
+    (
+        "spec-performance",
+        "base",
+        "The maximum speed of the AR7 in shared zones is 100 km/h.",
+        N,
+    ),
+    (
+        "spec-performance",
+        "rag@generate",
+        "The maximum speed of the AR7 in shared zones is 2.0 m/s.",
+        N,
+    ),
+    (
+        "estop",
+        "base",
+        "To clear an emergency stop on the AR7, you can use the AR7's emergency stop feature.",
+        N,
+    ),
+    (
+        "estop",
+        "base",
+        "This feature allows you to set a specific emergency stop level, which is 100% of the AR7's maximum emergency stop capacity.",
+        N,
+    ),
+    ("estop", "rag@generate", "Open the AR7's safety menu.", N),
+    ("estop", "rag@generate", 'Turn the e-stop button to the "on" position.', N),
+    ("estop", "rag@generate", "Press RESUME on the e-stop button.", N),
+    # The answer's last line, without its full stop; the sentence itself is whole.
+    (
+        "estop",
+        "rag@generate",
+        "The robot will automatically stay stopped until RESUME is pressed",
+        Y,
+    ),
+    ("warranty", "base", "The warranty on the AR7 battery is 10 years.", N),
+    (
+        "warranty",
+        "rag@generate",
+        "The warranty on the AR7 battery lasts for 2 years, 12 months, and 12 months.",
+        N,
+    ),
+    (
+        "firmware",
+        "base",
+        "The AR7 is a firmware update for the AR7, which is a high-end AR-15 model.",
+        N,
+    ),
+    (
+        "firmware",
+        "rag@generate",
+        "The firmware of the AR7 is the **RunnerOS 4.2.1** (release 12 August 2024) and is updated from FleetOS.",
+        N,
+    ),
+    (
+        "dock-anchoring",
+        "base",
+        "The charging dock is anchored to the floor using a specialized cable system.",
+        N,
+    ),
+    (
+        "dock-anchoring",
+        "base",
+        "The dock is designed to support the weight of the charging device, which is a high-end e-bike with a 20-inch wheel.",
+        N,
+    ),
+    (
+        "dock-anchoring",
+        "rag@generate",
+        "The charging dock is anchored to the floor using a combination of two spring-loaded copper contact pads.",
+        N,
+    ),
+    (
+        "dock-anchoring",
+        "rag@generate",
+        "The pads are designed to be self-adjusting, allowing the dock to adjust its position in the case of a malfunction.",
+        N,
+    ),
+    # The passage gives the ring's colour while charging, not a light on a control unit.
+    (
+        "status-ring",
+        "base",
+        "The status light on the robot's control unit indicates that the robot is currently charging.",
+        N,
+    ),
+    (
+        "status-ring",
+        "rag@generate",
+        "The status light on the robot's control panel indicates that the robot is charging.",
+        N,
+    ),
+    (
+        "about",
+        "base",
+        "Northwind Robotics is headquartered in Northwind, a global AI and robotics company headquartered in Northwind, a US-based AI and robotics company.",
+        N,
+    ),
+    (
+        "about",
+        "rag@generate",
+        "Northwind Robotics is headquartered in Northwind-Tech, a company that specializes in the development of robots and robots that can assist in the manufacturing of robots.",
+        N,
+    ),
+    (
+        "spec-environment",
+        "base",
+        "The AR7 is rated for an operating temperature range of 200°C to 300°C.",
+        N,
+    ),
+    (
+        "spec-environment",
+        "rag@generate",
+        "The AR7 is rated for 0 to 40 °C, but it is rated for 50 °C to 60 °C.",
+        N,
+    ),
+    ("e810", "base", "A 2023 error E-810 refers to a bug in the Python 3.10.3.", N),
+    (
+        "e810",
+        "base",
+        "This error occurs when a function is not implemented correctly, causing a runtime error.",
+        N,
+    ),
+    (
+        "e810",
+        "rag@generate",
+        "The error E-810 refers to a feature in the Payload that prevents the robot from docked until the total is at least 450 kg.",
+        N,
+    ),
+    (
+        "e810",
+        "rag@generate",
+        "This feature is designed to prevent robots from docking at the wrong location, which can be a safety issue.",
+        N,
+    ),
+]
+
 
 def model_pair(
     batch: int, pid: str, strategy: str, claim: str, supported: bool, heldout: set[str]

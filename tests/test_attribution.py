@@ -414,7 +414,7 @@ def test_calibrated_attribution_on_held_out_pairs(attributor: Attributor) -> Non
     tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
     precision, recall = tp / sum(predicted), tp / sum(truth)
     f1 = 2 * precision * recall / (precision + recall)
-    # 0.873 on the 230 held-out pairs with the shipped weights (0.886 on the 204 of the
+    # 0.869 on the 255 held-out pairs with the shipped weights (0.886 on the 204 of the
     # batches they were fitted on; docs/grounding.md); the misses are contradictions,
     # recombinations of the passage's own words, and the model's own wrong answers.
     assert f1 >= 0.86, (precision, recall, f1)
@@ -426,7 +426,8 @@ def test_calibrated_attribution_on_the_batches_written_after_the_fit(
     attributor: Attributor,
 ) -> None:
     """The pairs of batches the shipped weights were not fitted on, train and held-out:
-    claims from the bundled model's real answers to the SQLite FAQ, mostly wrong (59 of 67).
+    claims from the bundled model's real answers to the SQLite FAQ and about the sample
+    knowledge base, mostly wrong (117 of 131).
     """
     later = [p for p in _pairs() if p["batch"] not in CALIBRATION_BATCHES]
     assert len(later) >= 50
@@ -437,11 +438,12 @@ def test_calibrated_attribution_on_the_batches_written_after_the_fit(
     truth = [p["supported"] for p in later]
     right = sum(p == t for p, t in zip(predicted, truth, strict=True))
     wrongly_supported = sum(p and not t for p, t in zip(predicted, truth, strict=True))
-    # accuracy 0.806; 9 of the 59 wrong claims pass, most of them the source's own words
-    # with the negation flipped ("No, SQLite does not support foreign keys"):
+    # accuracy 0.870 (SQLite 0.806, sample knowledge base 0.938); 12 of the 117 wrong claims
+    # pass, most of them the source's own words with the negation flipped ("No, SQLite
+    # does not support foreign keys"):
     # docs/grounding.md, "What is still missed"
-    assert right / len(later) >= 0.78, (right, len(later))
-    assert wrongly_supported <= 0.2 * (len(truth) - sum(truth)), wrongly_supported
+    assert right / len(later) >= 0.84, (right, len(later))
+    assert wrongly_supported <= 0.15 * (len(truth) - sum(truth)), wrongly_supported
 
 
 # -- in answers ---------------------------------------------------------------------------------
