@@ -3432,7 +3432,8 @@ MODEL_CLAIMS[10] = [
 ]
 
 # Eleventh batch (2026-12-08): the bundled model's answers (base and RAG) to questions about the
-# sample knowledge base. Every section they ask about is already a passage above.
+# sample knowledge base (made by bench/make_model_answers.py). Every section they ask about is
+# already a passage above.
 MODEL_CLAIMS[11] = [
     ("loading", "base", "The maximum payload of the AR7 robot is 1000 pounds.", N),
     ("loading", "rag@generate", "The maximum payload of the AR7 robot is 450 kg.", Y),
