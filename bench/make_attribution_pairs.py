@@ -3763,21 +3763,20 @@ MODEL_CLAIMS[11] = [
 ]
 
 
-def model_pair(
-    batch: int, pid: str, strategy: str, claim: str, supported: bool, heldout: set[str]
+def pair_row(
+    ids: tuple[str, ...], claim: str, supported: bool, kind: str, batch: int, heldout: set[str]
 ) -> dict:
-    """The row of a claim taken from a model's answer."""
+    """The row of one pair: held out when any of its passages is."""
     return {
         "claim": claim,
-        "passages": [PASSAGES[pid][1][0]],
-        "contexts": [PASSAGES[pid][1][1]],
-        "passage_ids": [pid],
+        "passages": [PASSAGES[pid][1][0] for pid in ids],
+        "contexts": [PASSAGES[pid][1][1] for pid in ids],
+        "passage_ids": list(ids),
         "supported": supported,
-        "kind": "model-answer",
-        "corpus": PASSAGES[pid][0],
-        "split": "heldout" if pid in heldout else "train",
+        "kind": kind,
+        "corpus": PASSAGES[ids[0]][0],
+        "split": "heldout" if any(pid in heldout for pid in ids) else "train",
         "batch": batch,
-        "strategy": strategy,
     }
 
 
@@ -3800,23 +3799,13 @@ def main() -> None:
     ]
     rows = []
     for ids, claim, supported, kind in CLAIMS:
-        split = "heldout" if any(pid in heldout for pid in ids) else "train"
         batch = 1 + sum(max(order.index(pid) for pid in ids) >= first for first in firsts)
-        rows.append(
-            {
-                "claim": claim,
-                "passages": [PASSAGES[pid][1][0] for pid in ids],
-                "contexts": [PASSAGES[pid][1][1] for pid in ids],
-                "passage_ids": list(ids),
-                "supported": supported,
-                "kind": kind,
-                "corpus": PASSAGES[ids[0]][0],
-                "split": split,
-                "batch": batch,
-            }
-        )
+        rows.append(pair_row(ids, claim, supported, kind, batch, heldout))
     for batch, claims in MODEL_CLAIMS.items():
-        rows += [model_pair(batch, *c, heldout) for c in claims]
+        rows += [
+            {**pair_row((pid,), claim, supported, "model-answer", batch, heldout), "strategy": by}
+            for pid, by, claim, supported in claims
+        ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"

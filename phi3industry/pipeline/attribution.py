@@ -567,6 +567,7 @@ class _Span:
     negations: tuple[frozenset[str], ...]
     codes: frozenset[str]  # the codes of its paragraph (a record: its row) and context
     context: frozenset[str]  # the words of its title and section
+    # words - context, computed once: features() reads it for every claim
     own: frozenset[str]  # its words beyond its title and section: what it says of its topic
 
 

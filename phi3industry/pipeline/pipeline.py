@@ -553,6 +553,15 @@ class Pipeline(Runnable[Any, Answer]):
         """Whether the answer to ``state`` is quoted from the sources instead of generated."""
         return state.answer_mode == "extract" and state.retrieves and bool(state.sources)
 
+    def sends_whole(self, state: ChainState) -> bool:
+        """Whether a streamed answer to ``state`` comes in one piece.
+
+        There is nothing to stream (abstaining, quoting), or the answer policy may replace
+        the text (``low_support``).
+        """
+        replaces = self.config.min_support is not None and self.config.low_support != "flag"
+        return replaces or self.abstains(state) or self.uses_extraction(state)
+
     def answer_state(self, state: ChainState) -> Answer:
         """Answer a prepared ``state``: abstain, quote the sources, or generate."""
         if self.abstains(state):
@@ -673,9 +682,7 @@ class Pipeline(Runnable[Any, Answer]):
         The deltas add up to the answer's text exactly: leading and trailing white space is
         held back, as ``invoke`` strips it.
         """
-        buffered = self.config.min_support is not None and self.config.low_support != "flag"
-        if self.abstains(state) or self.uses_extraction(state) or buffered:
-            # One piece: nothing to stream (abstaining, quoting), or the text may be replaced.
+        if self.sends_whole(state):
             answer = self.answer_state(state)
             yield AnswerChunk.delta(answer.text, strategy=state.strategy, question=state.question)
             yield AnswerChunk.closing(answer)
@@ -704,8 +711,7 @@ class Pipeline(Runnable[Any, Answer]):
         """Async :meth:`stream_state` for an async generator (an engine): same chunks."""
         gen_ = self.generator
         assert isinstance(gen_, AsyncGenerator)
-        buffered = self.config.min_support is not None and self.config.low_support != "flag"
-        if self.abstains(state) or self.uses_extraction(state) or buffered:
+        if self.sends_whole(state):
             answer = await self.aanswer_state(state)
             yield AnswerChunk.delta(answer.text, strategy=state.strategy, question=state.question)
             yield AnswerChunk.closing(answer)
