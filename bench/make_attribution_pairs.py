@@ -3,16 +3,16 @@
 Writes ``tests/data/attribution_pairs.jsonl``: one row per pair, with the passage text
 itself (exactly as the loaders give it, so that the data needs no corpus to be read). The
 passages come from the bundled sample knowledge base, the Django FAQ (Debian's
-python-django-doc) and the SQLite FAQ (Debian's sqlite3-doc). Most claims were written by
-hand for this file: for each passage, claims it supports (a sentence of it, a paraphrase, a
-short answer) and claims it does not (the right words with another row's number or code, a
-wrong figure, another topic), plus claims that merge two passages. The others
-(``MODEL_CLAIMS``) are sentences of the bundled model's real answers in the FAQ
-evaluations, labelled by hand. A third of the passages (every third one, in order) is held
+python-django-doc), the SQLite FAQ (Debian's sqlite3-doc) and the Debian FAQ (debian-faq).
+Most claims were written by hand for this file: for each passage, claims it supports (a
+sentence of it, a paraphrase, a short answer) and claims it does not (the right words with
+another row's number or code, a wrong figure, another topic), plus claims that merge two
+passages. The others (``MODEL_CLAIMS``) are sentences of the bundled model's real answers
+(FAQ evaluations, ``bench/make_model_answers.py``), labelled by hand. A third of the passages (every third one, in order) is held
 out: calibration never sees them, and the test measures F1 on them alone.
 
-Run: ``python bench/make_attribution_pairs.py`` (needs python-django-doc and sqlite3-doc
-installed).
+Run: ``python bench/make_attribution_pairs.py`` (needs python-django-doc, sqlite3-doc and
+debian-faq installed).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from phi3industry.retrieval.documents import load_document
 
 DJANGO_FAQ = Path("/usr/share/doc/python-django-doc/html/faq")
 SQLITE_FAQ = Path("/usr/share/doc/sqlite3/faq.html")
+DEBIAN_FAQ = Path("/usr/share/doc/debian/FAQ")
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "attribution_pairs.jsonl"
 
 
@@ -39,6 +40,15 @@ def section(path: Path, title: str) -> tuple[str, str]:
         if s.title and s.title.split(" > ")[-1] == title:
             return doc.text[s.start : s.end].strip(), f"{doc.title} {s.title}"
     raise KeyError(f"{path.name}: no section {title!r}")
+
+
+def faq_entry(page: str, question: str) -> tuple[str, str]:
+    """The Debian FAQ entry of ``page`` asking ``question``, whatever its number ("7.2. ")."""
+    doc = load_document(DEBIAN_FAQ / page)
+    for s in doc.sections:
+        if s.title and s.title.split(" > ")[-1].split(" ", 1)[-1] == question:
+            return section(DEBIAN_FAQ / page, s.title.split(" > ")[-1])
+    raise KeyError(f"{page}: no question {question!r}")
 
 
 def lines(path: Path, first: str, last: str) -> tuple[str, str]:
@@ -712,6 +722,147 @@ PASSAGES: dict[str, tuple[str, tuple[str, str]]] = {
             "(28) My query does not return the column name",
             "documentation for further information.",
         ),
+    ),
+    # Added on 2026-12-08 (twelfth batch: Debian FAQ entries, for the claims of
+    # MODEL_CLAIMS[12]). Each is one whole FAQ entry (its heading's section), question and answer.
+    "db-what-is": ("debian", faq_entry("basic-defs.en.html", "What is Debian GNU/Linux?")),
+    "db-gnu": (
+        "debian",
+        faq_entry(
+            "basic-defs.en.html",
+            "How does the Debian project fit in or compare with the Free Software Foundation's GNU project?",
+        ),
+    ),
+    "db-derivatives": (
+        "debian",
+        faq_entry(
+            "choosing.en.html",
+            "But what about Knoppix, Linux Mint Debian Edition, Ubuntu, and others?",
+        ),
+    ),
+    "db-compat": (
+        "debian",
+        faq_entry(
+            "compatibility.en.html", "How compatible is Debian with other distributions of Linux?"
+        ),
+    ),
+    "db-non-debian": (
+        "debian",
+        faq_entry("compatibility.en.html", "How should I install a non-Debian program?"),
+    ),
+    "db-donate": (
+        "debian",
+        faq_entry(
+            "contributing.en.html", "How can I contribute financially to the Debian project?"
+        ),
+    ),
+    "db-console-font": (
+        "debian",
+        faq_entry("customizing.en.html", "How do I load a console font on startup the Debian way?"),
+    ),
+    "db-sysv-init": (
+        "debian",
+        faq_entry("customizing.en.html", "And how about Debian and traditional System V init?"),
+    ),
+    "db-override-file": (
+        "debian",
+        faq_entry(
+            "customizing.en.html",
+            "How do I override a file installed by a package, so that a different version can be used instead?",
+        ),
+    ),
+    "db-how-many": (
+        "debian",
+        faq_entry("ftparchives.en.html", "How many Debian distributions are there?"),
+    ),
+    "db-stable-dir": (
+        "debian",
+        faq_entry("ftparchives.en.html", "What does the stable directory contain?"),
+    ),
+    "db-archive-dirs": (
+        "debian",
+        faq_entry("ftparchives.en.html", "What are all those directories at the Debian archives?"),
+    ),
+    "db-pool": ("debian", faq_entry("ftparchives.en.html", "What's in the pool directory?")),
+    "db-latest": (
+        "debian",
+        faq_entry("getting-debian.en.html", "What is the latest version of Debian?"),
+    ),
+    "db-cdrom": (
+        "debian",
+        faq_entry("getting-debian.en.html", "How do I install Debian from CD-ROMs?"),
+    ),
+    "db-kernel-compile": (
+        "debian",
+        faq_entry(
+            "kernel.en.html",
+            "Can I install and compile a kernel without some Debian-specific tweaking?",
+        ),
+    ),
+    "db-old-kernel": (
+        "debian",
+        faq_entry(
+            "kernel.en.html", "Can I safely de-install an old kernel package, and if so, how?"
+        ),
+    ),
+    "db-deb-format": (
+        "debian",
+        faq_entry("pkg-basics.en.html", "What is the format of a Debian binary package?"),
+    ),
+    "db-conffile": ("debian", faq_entry("pkg-basics.en.html", "What is a Debian conffile?")),
+    "db-virtual": ("debian", faq_entry("pkg-basics.en.html", "What is a Virtual Package?")),
+    "db-want-flags": (
+        "debian",
+        faq_entry(
+            "pkg-basics.en.html",
+            "What is meant by unknown, install, remove, purge and hold in the package status?",
+        ),
+    ),
+    "db-build-binary": (
+        "debian",
+        faq_entry("pkg-basics.en.html", "How do I build binary packages from a source package?"),
+    ),
+    "db-running-update": (
+        "debian",
+        faq_entry(
+            "pkgtools.en.html",
+            "Debian claims to be able to update a running program; how is this accomplished?",
+        ),
+    ),
+    "db-which-package": (
+        "debian",
+        faq_entry(
+            "pkgtools.en.html", "How can I find out what package produced a particular file?"
+        ),
+    ),
+    "db-non-free": (
+        "debian",
+        faq_entry("redistributing.en.html", "Can Debian be packaged with non-free software?"),
+    ),
+    "db-software": (
+        "debian",
+        faq_entry(
+            "software.en.html",
+            "What types of applications and development software are available for Debian GNU/Linux?",
+        ),
+    ),
+    "db-build-essential": (
+        "debian",
+        faq_entry(
+            "software.en.html", "How can I install a developer's environment to build packages?"
+        ),
+    ),
+    "db-java": ("debian", faq_entry("software.en.html", "(How) Does Debian support Java?")),
+    "db-djb": ("debian", faq_entry("software.en.html", "Where is ezmlm/djbdns/qmail?")),
+    "db-voip": ("debian", faq_entry("software.en.html", "Where is VoIP software?")),
+    "db-online": (
+        "debian",
+        faq_entry("support.en.html", "Are there any on-line resources for discussing Debian?"),
+    ),
+    "db-report-bug": ("debian", faq_entry("support.en.html", "How do I report a bug in Debian?")),
+    "db-keep-debs": (
+        "debian",
+        faq_entry("uptodate.en.html", "Do I have to keep all those .deb archive files on my disk?"),
     ),
 }
 
@@ -3758,6 +3909,404 @@ MODEL_CLAIMS[11] = [
         "e810",
         "rag@generate",
         "This feature is designed to prevent robots from docking at the wrong location, which can be a safety issue.",
+        N,
+    ),
+]
+
+
+# Twelfth batch (2026-12-08): the bundled model's answers (base and RAG) to 33 questions of the
+# Debian FAQ, its own headings (made by `python bench/make_model_answers.py --set debian`),
+# labelled against the FAQ entry that asks each question (the db-* passages above).
+MODEL_CLAIMS[12] = [
+    (
+        "db-what-is",
+        "base",
+        "Debian GNU/Linux is a Unix-based operating system developed by The Linux Foundation.",
+        N,
+    ),
+    (
+        "db-what-is",
+        "base",
+        "It is a free and open-source operating system that was released in 2003 as a Linux kernel.",
+        N,
+    ),
+    (
+        "db-what-is",
+        "rag@generate",
+        "Debian GNU/Linux is a Linux distribution that is based on the GNU General Purpose GNU/Linux kernel.",
+        N,
+    ),
+    (
+        "db-what-is",
+        "rag@generate",
+        "The Debian project is a Linux project that is based on the GNU General Purpose GNU/Linux kernel.",
+        N,
+    ),
+    (
+        "db-gnu",
+        "base",
+        "The Debian project and the Free Software Foundation (FSF) are two distinct projects with different origins, goals, and approaches.",
+        N,
+    ),
+    (
+        "db-gnu",
+        "base",
+        "The Free Software Foundation (FSF) is a non-profit organization dedicated to promoting the free software philosophy, with a focus on developing and maintaining open-source software.",
+        N,
+    ),
+    (
+        "db-gnu",
+        "base",
+        "Debian, on the other hand, is a Unix-based operating system developed by the Linux project.",
+        N,
+    ),
+    (
+        "db-gnu",
+        "rag@generate",
+        "The Debian project is a separate entity from the Free Software Foundation's GNU project.",
+        Y,
+    ),
+    (
+        "db-derivatives",
+        "base",
+        "The company's domain is indeed a Linux and Ubuntu-based operating system.",
+        N,
+    ),
+    ("db-compat", "base", "Debian is a Unix-based operating system designed for Linux systems.", N),
+    (
+        "db-compat",
+        "base",
+        "While Debian is not a native Unix-based system, it is a Unix-based operating system that was designed to run on multiple platforms, including Linux, which is a Unix-based operating system.",
+        N,
+    ),
+    (
+        "db-non-debian",
+        "base",
+        "To install a non-Debian program, you need to use the official package manager for your chosen operating system.",
+        N,
+    ),
+    (
+        "db-donate",
+        "base",
+        "This is a free and open-source project, and you can contribute to it through your personal funds.",
+        N,
+    ),
+    (
+        "db-donate",
+        "base",
+        "You can contribute to the Debian project by donating to the Debian Foundation, which is a non-profit organization dedicated to the development and maintenance of the Debian operating system.",
+        N,
+    ),
+    (
+        "db-donate",
+        "rag@generate",
+        "To become a Debian member/Debian developer, you need to join the Debian GNU/Linux project.",
+        N,
+    ),
+    (
+        "db-donate",
+        "rag@generate",
+        "You can join the Debian GNU/Linux project by downloading the Debian GNU/Linux 2.0.10 package and installing it on your Debian system.",
+        N,
+    ),
+    (
+        "db-console-font",
+        "base",
+        "To load a console font on startup in Debian, you can use the `sudo` command.",
+        N,
+    ),
+    (
+        "db-console-font",
+        "rag@generate",
+        "You can install a custom kernel with a different paper size.",
+        N,
+    ),
+    (
+        "db-console-font",
+        "rag@generate",
+        "This is a feature of Debian that allows you to install a kernel with a different paper size.",
+        N,
+    ),
+    (
+        "db-sysv-init",
+        "rag@generate",
+        "The official Debian documentation is available at the official Debian website.",
+        N,
+    ),
+    (
+        "db-override-file",
+        "base",
+        "To override a file installed by a package, you need to create a new file with the `override` method that takes a package name as an argument.",
+        N,
+    ),
+    ("db-how-many", "base", "There are 424.000.000.000.", N),
+    ("db-how-many", "rag@generate", "The answer is: 7.", N),
+    (
+        "db-stable-dir",
+        "base",
+        "The stable directory contains a list of all the stable files that have been created in the current directory.",
+        N,
+    ),
+    (
+        "db-stable-dir",
+        "rag@generate",
+        "The stable directory contains packages that are DFSG-free and freely distributable themselves.",
+        Y,
+    ),
+    (
+        "db-archive-dirs",
+        "base",
+        "The Debian archives contain a variety of files, including a variety of directories.",
+        Y,
+    ),
+    (
+        "db-archive-dirs",
+        "base",
+        "These directories are used to organize and manage the contents of the Debian repository.",
+        Y,
+    ),
+    (
+        "db-archive-dirs",
+        "rag@generate",
+        "The Debian GNU/Linux distribution is a collection of packages that are available for use with Debian GNU/Linux.",
+        N,
+    ),
+    (
+        "db-pool",
+        "base",
+        "The pool directory is a list of all the available pools in a given pool directory.",
+        N,
+    ),
+    (
+        "db-pool",
+        "rag@generate",
+        "The Debian GNU/Linux FAQ contains answers to a wide range of questions, including those related to the Debian package management system.",
+        N,
+    ),
+    ("db-latest", "base", "The latest version of Debian is 2023.2.2.2.", N),
+    ("db-latest", "rag@generate", "The latest version of Debian is 2.1.", N),
+    (
+        "db-cdrom",
+        "base",
+        "To install Debian from CD-ROMs, you'll need to download the Debian package from the official Debian website.",
+        N,
+    ),
+    (
+        "db-cdrom",
+        "rag@generate",
+        "The official document giving installation instructions is the Debian GNU/Linux Installation Guide.",
+        N,
+    ),
+    (
+        "db-kernel-compile",
+        "base",
+        "No, you cannot install and compile a kernel without some Debian-specific tweaking.",
+        N,
+    ),
+    (
+        "db-kernel-compile",
+        "rag@generate",
+        "There's only one common catch: the Debian C libraries are built with the most recent stable releases of the kernel headers.",
+        Y,
+    ),
+    (
+        "db-kernel-compile",
+        "rag@generate",
+        "If you happen to need to compile a program with kernel headers newer than the ones from the stable branch, then you should upgrade the package containing the headers.",
+        Y,
+    ),
+    ("db-old-kernel", "base", "Yes, you can safely de-install an old kernel package.", Y),
+    (
+        "db-old-kernel",
+        "base",
+        'The recommended method is to use the "sudo" command to remove the package from the system\'s default package manager.',
+        N,
+    ),
+    (
+        "db-old-kernel",
+        "base",
+        'This can be done by running the command "sudo apt-remove -rws1 -rws2 sudo" followed by the package name.',
+        N,
+    ),
+    (
+        "db-old-kernel",
+        "rag@generate",
+        "The linux-image-NNN.prerm script checks to see whether the kernel you are currently running is the same as the kernel you are trying to de-install.",
+        Y,
+    ),
+    (
+        "db-old-kernel",
+        "rag@generate",
+        "Therefore you can remove unwanted kernel image packages using this command:\n\ndpkg --purge linux-image-NNN",
+        Y,
+    ),
+    (
+        "db-deb-format",
+        "base",
+        "A Debian binary package is typically formatted using the `sudo` command, which allows you to install packages without having to install them yourself.",
+        N,
+    ),
+    (
+        "db-deb-format",
+        "rag@generate",
+        "The format of a Debian binary package is a file named `.deb` that contains a list of executable files, including a `.deb` file extension.",
+        N,
+    ),
+    (
+        "db-deb-format",
+        "rag@generate",
+        "The contents of the file are a list of executable files that are included in the package.",
+        N,
+    ),
+    (
+        "db-conffile",
+        "base",
+        "A Debian confile is a type of file that is used to create a Linux kernel image.",
+        N,
+    ),
+    (
+        "db-conffile",
+        "rag@generate",
+        "A Debian conffile is a list of configuration files that are used to manage the package management system.",
+        N,
+    ),
+    (
+        "db-virtual",
+        "base",
+        "A Virtual Package is a digital service that allows users to access and manage their online presence, including their social media profiles, email, and other digital platforms.",
+        N,
+    ),
+    (
+        "db-virtual",
+        "rag@generate",
+        "A Virtual Package is a generic name that applies to any one of a group of packages, all of which provide similar basic functionality.",
+        Y,
+    ),
+    (
+        "db-virtual",
+        "rag@generate",
+        "For example, both konqueror and firefox-esr are web browsers, and should therefore satisfy any dependency of a program that requires a web browser on a system, in order to work or to be useful.",
+        Y,
+    ),
+    (
+        "db-virtual",
+        "rag@generate",
+        "They are therefore said to provide a virtual package called www-browser.",
+        Y,
+    ),
+    (
+        "db-want-flags",
+        "base",
+        "The package status refers to the status of the product or service being delivered.",
+        N,
+    ),
+    (
+        "db-want-flags",
+        "rag@generate",
+        "It is a deabi-based package management system (DBDES) that provides a set of tools for managing packages.",
+        N,
+    ),
+    (
+        "db-build-binary",
+        "base",
+        "To build binary packages from a source package, you need to use the `pip` command.",
+        N,
+    ),
+    (
+        "db-running-update",
+        "base",
+        'Debian claims to be able to update a running program using a process called "deb" (Debian) and "deb-src" (Debian).',
+        N,
+    ),
+    (
+        "db-which-package",
+        "base",
+        "Run the command `pip list -u` to list all packages installed.",
+        N,
+    ),
+    (
+        "db-which-package",
+        "rag@generate",
+        "To find out what package produced a particular file, you can use the command `dpkg --search foo` to search for the package named `foo` in the `foo` package directory.",
+        N,
+    ),
+    ("db-non-free", "base", "Yes, Debian can be packaged with non-free software.", Y),
+    (
+        "db-non-free",
+        "base",
+        "This is a common practice in the Debian project, and it's not a bug.",
+        N,
+    ),
+    (
+        "db-non-free",
+        "base",
+        "The package is called Debian-Pack, and it's available for all versions of Debian.",
+        N,
+    ),
+    (
+        "db-non-free",
+        "rag@generate",
+        "While all the main components of Debian are free software, we provide a non-free directory for programs that are not freely redistributed.",
+        Y,
+    ),
+    (
+        "db-non-free",
+        "rag@generate",
+        "CD manufacturers may be able to distribute the non-free software they get from other sources on the same CD.",
+        Y,
+    ),
+    (
+        "db-non-free",
+        "rag@generate",
+        "This is nothing new: free and commercial software are distributed on the same CD by many manufacturers now.",
+        Y,
+    ),
+    (
+        "db-software",
+        "base",
+        "Debian is a Linux distribution that was created by the Linux kernel creators, Linus Torvalds, in 1991.",
+        N,
+    ),
+    (
+        "db-software",
+        "base",
+        "Debian is available for various applications and development software, including web servers, mobile devices, and other applications.",
+        N,
+    ),
+    ("db-build-essential", "base", "You can then install the required packages using pip.", N),
+    ("db-java", "base", "Debian supports Java 1.0.0.", N),
+    ("db-djb", "base", "EzMLM/DJBN/QMALM/QMALM is a product of the ezmlm/djbdns/qmail company.", N),
+    ("db-voip", "base", "The company's own domain is VoIP software.", N),
+    (
+        "db-voip",
+        "rag@generate",
+        "The Debian archives contain a variety of software, including a variety of software.",
+        Y,
+    ),
+    (
+        "db-online",
+        "base",
+        "While there are many on-line resources available, one of the most popular and widely used is the Debian wiki.",
+        N,
+    ),
+    (
+        "db-report-bug",
+        "base",
+        "This command will fetch the latest version of the Debian package and download the binary.",
+        N,
+    ),
+    ("db-keep-debs", "base", "No, you don't need to keep all those .deb files on your disk.", Y),
+    ("db-keep-debs", "base", "You can delete them when you're done with them.", Y),
+    (
+        "db-keep-debs",
+        "rag@generate",
+        "Packages can be upgraded in place, even in running systems.",
+        N,
+    ),
+    (
+        "db-keep-debs",
+        "rag@generate",
+        "Debian has a start-stop-daemon program that can be used to upgrade packages.",
         N,
     ),
 ]
