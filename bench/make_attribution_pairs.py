@@ -18,6 +18,7 @@ debian-faq installed).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from phi3industry.demo import sample_kb_dir
@@ -27,6 +28,7 @@ DJANGO_FAQ = Path("/usr/share/doc/python-django-doc/html/faq")
 SQLITE_FAQ = Path("/usr/share/doc/sqlite3/faq.html")
 DEBIAN_FAQ = Path("/usr/share/doc/debian/FAQ")
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "attribution_pairs.jsonl"
+_NUMBERED = re.compile(r"^\d+(?:\.\d+)*\.\s+")
 
 
 def section(path: Path, title: str) -> tuple[str, str]:
@@ -37,18 +39,11 @@ def section(path: Path, title: str) -> tuple[str, str]:
     """
     doc = load_document(path)
     for s in doc.sections:
-        if s.title and s.title.split(" > ")[-1] == title:
+        # a numbered heading ("7.2. What is ...?") is also found by its words alone
+        name = s.title.split(" > ")[-1] if s.title else None
+        if name is not None and title in (name, _NUMBERED.sub("", name)):
             return doc.text[s.start : s.end].strip(), f"{doc.title} {s.title}"
     raise KeyError(f"{path.name}: no section {title!r}")
-
-
-def faq_entry(page: str, question: str) -> tuple[str, str]:
-    """The Debian FAQ entry of ``page`` asking ``question``, whatever its number ("7.2. ")."""
-    doc = load_document(DEBIAN_FAQ / page)
-    for s in doc.sections:
-        if s.title and s.title.split(" > ")[-1].split(" ", 1)[-1] == question:
-            return section(DEBIAN_FAQ / page, s.title.split(" > ")[-1])
-    raise KeyError(f"{page}: no question {question!r}")
 
 
 def lines(path: Path, first: str, last: str) -> tuple[str, str]:
@@ -725,144 +720,188 @@ PASSAGES: dict[str, tuple[str, tuple[str, str]]] = {
     ),
     # Added on 2026-12-08 (twelfth batch: Debian FAQ entries, for the claims of
     # MODEL_CLAIMS[12]). Each is one whole FAQ entry (its heading's section), question and answer.
-    "db-what-is": ("debian", faq_entry("basic-defs.en.html", "What is Debian GNU/Linux?")),
+    "db-what-is": (
+        "debian",
+        section(DEBIAN_FAQ / "basic-defs.en.html", "What is Debian GNU/Linux?"),
+    ),
     "db-gnu": (
         "debian",
-        faq_entry(
-            "basic-defs.en.html",
+        section(
+            DEBIAN_FAQ / "basic-defs.en.html",
             "How does the Debian project fit in or compare with the Free Software Foundation's GNU project?",
         ),
     ),
     "db-derivatives": (
         "debian",
-        faq_entry(
-            "choosing.en.html",
+        section(
+            DEBIAN_FAQ / "choosing.en.html",
             "But what about Knoppix, Linux Mint Debian Edition, Ubuntu, and others?",
         ),
     ),
     "db-compat": (
         "debian",
-        faq_entry(
-            "compatibility.en.html", "How compatible is Debian with other distributions of Linux?"
+        section(
+            DEBIAN_FAQ / "compatibility.en.html",
+            "How compatible is Debian with other distributions of Linux?",
         ),
     ),
     "db-non-debian": (
         "debian",
-        faq_entry("compatibility.en.html", "How should I install a non-Debian program?"),
+        section(DEBIAN_FAQ / "compatibility.en.html", "How should I install a non-Debian program?"),
     ),
     "db-donate": (
         "debian",
-        faq_entry(
-            "contributing.en.html", "How can I contribute financially to the Debian project?"
+        section(
+            DEBIAN_FAQ / "contributing.en.html",
+            "How can I contribute financially to the Debian project?",
         ),
     ),
     "db-console-font": (
         "debian",
-        faq_entry("customizing.en.html", "How do I load a console font on startup the Debian way?"),
+        section(
+            DEBIAN_FAQ / "customizing.en.html",
+            "How do I load a console font on startup the Debian way?",
+        ),
     ),
     "db-sysv-init": (
         "debian",
-        faq_entry("customizing.en.html", "And how about Debian and traditional System V init?"),
+        section(
+            DEBIAN_FAQ / "customizing.en.html",
+            "And how about Debian and traditional System V init?",
+        ),
     ),
     "db-override-file": (
         "debian",
-        faq_entry(
-            "customizing.en.html",
+        section(
+            DEBIAN_FAQ / "customizing.en.html",
             "How do I override a file installed by a package, so that a different version can be used instead?",
         ),
     ),
     "db-how-many": (
         "debian",
-        faq_entry("ftparchives.en.html", "How many Debian distributions are there?"),
+        section(DEBIAN_FAQ / "ftparchives.en.html", "How many Debian distributions are there?"),
     ),
     "db-stable-dir": (
         "debian",
-        faq_entry("ftparchives.en.html", "What does the stable directory contain?"),
+        section(DEBIAN_FAQ / "ftparchives.en.html", "What does the stable directory contain?"),
     ),
     "db-archive-dirs": (
         "debian",
-        faq_entry("ftparchives.en.html", "What are all those directories at the Debian archives?"),
+        section(
+            DEBIAN_FAQ / "ftparchives.en.html",
+            "What are all those directories at the Debian archives?",
+        ),
     ),
-    "db-pool": ("debian", faq_entry("ftparchives.en.html", "What's in the pool directory?")),
+    "db-pool": (
+        "debian",
+        section(DEBIAN_FAQ / "ftparchives.en.html", "What's in the pool directory?"),
+    ),
     "db-latest": (
         "debian",
-        faq_entry("getting-debian.en.html", "What is the latest version of Debian?"),
+        section(DEBIAN_FAQ / "getting-debian.en.html", "What is the latest version of Debian?"),
     ),
     "db-cdrom": (
         "debian",
-        faq_entry("getting-debian.en.html", "How do I install Debian from CD-ROMs?"),
+        section(DEBIAN_FAQ / "getting-debian.en.html", "How do I install Debian from CD-ROMs?"),
     ),
     "db-kernel-compile": (
         "debian",
-        faq_entry(
-            "kernel.en.html",
+        section(
+            DEBIAN_FAQ / "kernel.en.html",
             "Can I install and compile a kernel without some Debian-specific tweaking?",
         ),
     ),
     "db-old-kernel": (
         "debian",
-        faq_entry(
-            "kernel.en.html", "Can I safely de-install an old kernel package, and if so, how?"
+        section(
+            DEBIAN_FAQ / "kernel.en.html",
+            "Can I safely de-install an old kernel package, and if so, how?",
         ),
     ),
     "db-deb-format": (
         "debian",
-        faq_entry("pkg-basics.en.html", "What is the format of a Debian binary package?"),
+        section(
+            DEBIAN_FAQ / "pkg-basics.en.html", "What is the format of a Debian binary package?"
+        ),
     ),
-    "db-conffile": ("debian", faq_entry("pkg-basics.en.html", "What is a Debian conffile?")),
-    "db-virtual": ("debian", faq_entry("pkg-basics.en.html", "What is a Virtual Package?")),
+    "db-conffile": (
+        "debian",
+        section(DEBIAN_FAQ / "pkg-basics.en.html", "What is a Debian conffile?"),
+    ),
+    "db-virtual": (
+        "debian",
+        section(DEBIAN_FAQ / "pkg-basics.en.html", "What is a Virtual Package?"),
+    ),
     "db-want-flags": (
         "debian",
-        faq_entry(
-            "pkg-basics.en.html",
+        section(
+            DEBIAN_FAQ / "pkg-basics.en.html",
             "What is meant by unknown, install, remove, purge and hold in the package status?",
         ),
     ),
     "db-build-binary": (
         "debian",
-        faq_entry("pkg-basics.en.html", "How do I build binary packages from a source package?"),
+        section(
+            DEBIAN_FAQ / "pkg-basics.en.html",
+            "How do I build binary packages from a source package?",
+        ),
     ),
     "db-running-update": (
         "debian",
-        faq_entry(
-            "pkgtools.en.html",
+        section(
+            DEBIAN_FAQ / "pkgtools.en.html",
             "Debian claims to be able to update a running program; how is this accomplished?",
         ),
     ),
     "db-which-package": (
         "debian",
-        faq_entry(
-            "pkgtools.en.html", "How can I find out what package produced a particular file?"
+        section(
+            DEBIAN_FAQ / "pkgtools.en.html",
+            "How can I find out what package produced a particular file?",
         ),
     ),
     "db-non-free": (
         "debian",
-        faq_entry("redistributing.en.html", "Can Debian be packaged with non-free software?"),
+        section(
+            DEBIAN_FAQ / "redistributing.en.html", "Can Debian be packaged with non-free software?"
+        ),
     ),
     "db-software": (
         "debian",
-        faq_entry(
-            "software.en.html",
+        section(
+            DEBIAN_FAQ / "software.en.html",
             "What types of applications and development software are available for Debian GNU/Linux?",
         ),
     ),
     "db-build-essential": (
         "debian",
-        faq_entry(
-            "software.en.html", "How can I install a developer's environment to build packages?"
+        section(
+            DEBIAN_FAQ / "software.en.html",
+            "How can I install a developer's environment to build packages?",
         ),
     ),
-    "db-java": ("debian", faq_entry("software.en.html", "(How) Does Debian support Java?")),
-    "db-djb": ("debian", faq_entry("software.en.html", "Where is ezmlm/djbdns/qmail?")),
-    "db-voip": ("debian", faq_entry("software.en.html", "Where is VoIP software?")),
+    "db-java": (
+        "debian",
+        section(DEBIAN_FAQ / "software.en.html", "(How) Does Debian support Java?"),
+    ),
+    "db-djb": ("debian", section(DEBIAN_FAQ / "software.en.html", "Where is ezmlm/djbdns/qmail?")),
+    "db-voip": ("debian", section(DEBIAN_FAQ / "software.en.html", "Where is VoIP software?")),
     "db-online": (
         "debian",
-        faq_entry("support.en.html", "Are there any on-line resources for discussing Debian?"),
+        section(
+            DEBIAN_FAQ / "support.en.html", "Are there any on-line resources for discussing Debian?"
+        ),
     ),
-    "db-report-bug": ("debian", faq_entry("support.en.html", "How do I report a bug in Debian?")),
+    "db-report-bug": (
+        "debian",
+        section(DEBIAN_FAQ / "support.en.html", "How do I report a bug in Debian?"),
+    ),
     "db-keep-debs": (
         "debian",
-        faq_entry("uptodate.en.html", "Do I have to keep all those .deb archive files on my disk?"),
+        section(
+            DEBIAN_FAQ / "uptodate.en.html",
+            "Do I have to keep all those .deb archive files on my disk?",
+        ),
     ),
 }
 
